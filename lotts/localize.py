@@ -1,0 +1,140 @@
+"""Defect localization: from three attention maps to a binary mask (the paper's ①-④).
+
+Maps are ``(B, h, w)`` on the attention token grid, one per image; the self-attention
+matrix is ``(B, h*w, h*w)`` with rows that sum to 1. Every function is batch-wise: each
+image gets its own map and its own mask.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def contrast(ca_neg: torch.Tensor, ca_pos: torch.Tensor) -> torch.Tensor:
+    """① Prompt-driven discrimination: ``CA_diff = CA_neg - CA_pos``.
+
+    Large where the image answers the "low-quality" prompt more than the "high-quality"
+    one: the candidate's weak regions.
+    """
+    if ca_neg.shape != ca_pos.shape:
+        raise ValueError(f"CA_neg {tuple(ca_neg.shape)} and CA_pos {tuple(ca_pos.shape)} differ in shape")
+    return ca_neg - ca_pos
+
+
+def propagate(sa: torch.Tensor, ca: torch.Tensor) -> torch.Tensor:
+    """② Context-aware propagation: ``CA' = SA @ CA``.
+
+    Each position takes the attention-weighted average of the map over the positions it
+    attends to, which turns the speckled difference map into coherent regions. With the
+    identity as ``sa`` it is a no-op.
+    """
+    b, h, w = ca.shape
+    if sa.shape != (b, h * w, h * w):
+        raise ValueError(f"self-attention {tuple(sa.shape)} does not match maps {tuple(ca.shape)}: "
+                         f"expected {(b, h * w, h * w)}")
+    return torch.bmm(sa.float(), ca.reshape(b, h * w, 1).float()).view(b, h, w)
+
+
+def normalize(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max scale each image's map to [0, 1]; a constant map becomes all zeros.
+
+    The two maps added in ③ live on different scales (a difference of probabilities vs.
+    a probability); this puts them on a common one so ``prior_weight`` means the same
+    thing for every model and prompt.
+    """
+    flat = maps.reshape(maps.shape[0], -1).float()
+    lo = flat.min(dim=1, keepdim=True).values
+    span = flat.max(dim=1, keepdim=True).values - lo
+    out = torch.where(span > 0, (flat - lo) / span.clamp_min(torch.finfo(flat.dtype).tiny),
+                      torch.zeros_like(flat))
+    return out.view_as(maps)
+
+
+def reweight(ca_diff: torch.Tensor, ca_orig: torch.Tensor, prior_weight: float) -> torch.Tensor:
+    """③ Semantic-guided reweighting: ``P = norm(CA'_diff) + lambda * norm(CA'_orig)``.
+
+    The original prompt's attention is a foreground prior: defects that matter sit on
+    the subject, not in the empty background.
+    """
+    if prior_weight < 0:
+        raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
+    return normalize(ca_diff) + prior_weight * normalize(ca_orig)
+
+
+def top_ratio_mask(p: torch.Tensor, ratio: float) -> torch.Tensor:
+    """④ Quality-aware mask: ``M = 1[P > Perc(P, 1 - r)]``, exactly ``round(r*h*w)`` ones.
+
+    Implemented as "the k highest positions" with k = round(r * positions), at least 1,
+    so the area is exact whatever the ties. Ties (and constant maps) are broken
+    deterministically by raster order: the earlier position wins.
+    """
+    if not (0.0 < float(ratio) <= 1.0):
+        raise ValueError(f"mask_ratio must be in (0, 1], got {ratio}: it is the share of "
+                         "the image that is re-sampled (the paper's best is 0.5)")
+    b = p.shape[0]
+    flat = p.reshape(b, -1).float()
+    n = flat.shape[1]
+    keep = min(n, max(1, int(round(float(ratio) * n))))
+    # A stable descending sort keeps equal values in raster order.
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices[:, :keep]
+    mask = torch.zeros_like(flat)
+    mask.scatter_(1, order, 1.0)
+    return mask.view_as(p)
+
+
+def localize(ca_orig: torch.Tensor, ca_pos: torch.Tensor, ca_neg: torch.Tensor,
+             sa: torch.Tensor | None, ratio: float, prior_weight: float,
+             *, use_propagation: bool = True, use_contrast: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole localization: ① contrast, ② propagate, ③ reweight, ④ top-r mask.
+
+    Returns ``(mask, P)``, both ``(B, h, w)``. ``use_propagation`` / ``use_contrast`` turn
+    stages off for the paper's ablations; ``sa`` may be None only without propagation.
+    """
+    diff = contrast(ca_neg, ca_pos) if use_contrast else torch.zeros_like(ca_orig)
+    orig = ca_orig
+    if use_propagation:
+        if sa is None:
+            raise ValueError("propagation needs the self-attention matrix")
+        diff, orig = propagate(sa, diff), propagate(sa, orig)
+    p = reweight(diff, orig, prior_weight)
+    return top_ratio_mask(p, ratio), p
+
+
+def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of ``(B, h, w)`` masks to ``size`` (stays binary).
+
+    Works for any aspect ratio: a non-square grid maps to a non-square image.
+    """
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask.float()
+    return F.interpolate(mask.unsqueeze(1).float(), size=tuple(size), mode="nearest-exact").squeeze(1)
+
+
+def grow_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Dilate ``(B, H, W)`` masks by ``pixels`` (square structuring element)."""
+    if pixels <= 0:
+        return mask
+    k = 2 * pixels + 1
+    return F.max_pool2d(mask.unsqueeze(1).float(), k, stride=1, padding=pixels).squeeze(1)
+
+
+def feather_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Soften mask edges with a separable Gaussian of radius ``pixels`` (sigma = pixels/2).
+
+    Inside/outside values far from an edge stay exactly 1/0; only a band of ``pixels``
+    around the edge becomes fractional. Edges of the image are replicate-padded so a mask
+    touching the border does not fade there.
+    """
+    if pixels <= 0:
+        return mask
+    sigma = pixels / 2.0
+    x = torch.arange(-pixels, pixels + 1, dtype=torch.float32, device=mask.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    m = mask.unsqueeze(1).float()
+    m = F.pad(m, (pixels, pixels, pixels, pixels), mode="replicate")
+    m = F.conv2d(m, kernel.view(1, 1, 1, -1))
+    m = F.conv2d(m, kernel.view(1, 1, -1, 1))
+    return m.squeeze(1).clamp(0.0, 1.0)

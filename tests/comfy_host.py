@@ -1,0 +1,88 @@
+"""Finding and loading real ComfyUI for the host and e2e tiers.
+
+Never a stand-in: if the real ComfyUI cannot be imported, the tier is skipped with a
+one-line reason saying what to set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_MODULE_NAME = "comfyui_lotts"  # the folder name the tests install the pack under
+
+
+def find_comfyui() -> str | None:
+    """COMFYUI_PATH, else the ComfyUI this repo sits in (ComfyUI/custom_nodes/<pack>)."""
+    path = os.environ.get("COMFYUI_PATH")
+    if path:
+        return os.path.abspath(path)
+    parent = os.path.dirname(os.path.dirname(REPO_ROOT))
+    if os.path.basename(os.path.dirname(REPO_ROOT)) == "custom_nodes" and \
+            os.path.isfile(os.path.join(parent, "comfy", "model_management.py")):
+        return parent
+    return None
+
+
+def comfyui_python(comfy_path: str) -> str:
+    """The python that runs the ComfyUI server: COMFYUI_PYTHON, its .venv, or ours."""
+    env = os.environ.get("COMFYUI_PYTHON")
+    if env:
+        return env
+    venv = os.path.join(comfy_path, ".venv", "bin", "python")
+    return venv if os.path.exists(venv) else sys.executable
+
+
+@functools.lru_cache(maxsize=1)
+def _import_comfyui() -> tuple[str | None, str]:
+    path = find_comfyui()
+    if path is None:
+        return None, ("ComfyUI not found: set COMFYUI_PATH=<ComfyUI checkout> and run with "
+                      "its venv's python (README, 'Tests')")
+    if not os.path.isfile(os.path.join(path, "comfy", "model_management.py")):
+        return None, f"COMFYUI_PATH={path} is not a ComfyUI checkout (no comfy/model_management.py)"
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        from comfy.cli_args import args
+        args.cpu = True  # before comfy.model_management is imported: no CUDA probing
+        import comfy.model_management  # noqa: F401
+        import nodes  # noqa: F401  (ComfyUI's nodes.py)
+    except Exception as e:  # any import failure means "this python cannot host ComfyUI"
+        return None, (f"ComfyUI at {path} does not import with {sys.executable}: "
+                      f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                      "(run with ComfyUI's venv python)")
+    if not nodes.__file__.startswith(path):
+        return None, f"`import nodes` found {nodes.__file__}, not ComfyUI's nodes.py"
+    return path, ""
+
+
+def require_comfyui() -> str:
+    """Skip the calling test module (one line) unless real ComfyUI imports; return its path."""
+    path, reason = _import_comfyui()
+    if path is None:
+        pytest.skip(reason, allow_module_level=True)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def load_pack():
+    """Load this repo through ComfyUI's own custom-node loader; return the pack module.
+
+    The repo is linked into a private custom_nodes folder under a fixed name, exactly as
+    a user's install would sit, and loaded with ``nodes.load_custom_node``.
+    """
+    import tempfile
+    import nodes
+    root = tempfile.mkdtemp(prefix="lotts_custom_nodes_")
+    link = os.path.join(root, PACK_MODULE_NAME)
+    os.symlink(REPO_ROOT, link)
+    ok = asyncio.run(nodes.load_custom_node(link))
+    if not ok:
+        raise RuntimeError("ComfyUI's custom-node loader failed to import the pack (see log)")
+    return sys.modules[link.replace(".", "_x_")]
