@@ -1,0 +1,100 @@
+"""Tiny random-weight models built from ComfyUI's own classes (host tier).
+
+Real architectures, real config classes, real ModelPatcher; only the sizes are small.
+ComfyUI's ops leave weights uninitialised (torch.empty), so every parameter is filled
+from a seeded generator: same seed, same model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from comfy_host import require_comfyui
+
+require_comfyui()
+
+import comfy.model_base  # noqa: E402
+import comfy.model_management as mm  # noqa: E402
+import comfy.model_patcher  # noqa: E402
+import comfy.sd  # noqa: E402
+import comfy.sd1_clip  # noqa: E402
+import comfy.supported_models  # noqa: E402
+
+CONTEXT = 64  # text width of the tiny CLIP = the U-Nets' context_dim
+
+
+def init_weights(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim == 0 or p.numel() == 0:
+                continue  # scalars (logit scales) are initialised by their modules
+            if p.ndim == 1:
+                p.copy_(torch.ones_like(p) if name.endswith("weight") and "norm" in name.lower()
+                        else torch.randn(p.shape, generator=g) * 0.02)
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
+
+
+def _unet_config(kind: str) -> dict:
+    base = dict(use_checkpoint=False, image_size=32, out_channels=4, use_spatial_transformer=True,
+                legacy=False, in_channels=4, model_channels=32, num_res_blocks=[1, 1, 1],
+                channel_mult=[1, 2, 2], context_dim=CONTEXT, use_temporal_attention=False,
+                use_temporal_resblock=False)
+    if kind in ("sd15", "sd21v"):
+        base.update(adm_in_channels=None, transformer_depth=[1, 1, 1], transformer_depth_middle=1,
+                    transformer_depth_output=[1, 1, 1, 1, 1, 1], num_heads=2,
+                    use_linear_in_transformer=kind == "sd21v")
+        if kind == "sd21v":  # SD2.x forces 64-channel heads: widen so every level has one
+            base["model_channels"] = 64
+    elif kind == "sdxl":
+        base.update(adm_in_channels=CONTEXT + 6 * 256, num_classes="sequential",
+                    transformer_depth=[0, 1, 2], transformer_depth_middle=2,
+                    transformer_depth_output=[0, 0, 1, 1, 2, 2], num_head_channels=16,
+                    use_linear_in_transformer=True)
+    else:
+        raise ValueError(kind)
+    return base
+
+
+def tiny_unet(kind: str = "sd15", seed: int = 0):
+    """A ModelPatcher around a small SD1.5 / SD2.1-v / SDXL U-Net."""
+    cfg_cls = {"sd15": comfy.supported_models.SD15, "sd21v": comfy.supported_models.SD20,
+               "sdxl": comfy.supported_models.SDXL}[kind]
+    cfg = cfg_cls(_unet_config(kind))
+    cfg.set_inference_dtype(torch.float32, None)
+    if kind == "sd21v":
+        model = comfy.model_base.BaseModel(cfg, model_type=comfy.model_base.ModelType.V_PREDICTION,
+                                           device=torch.device("cpu"))
+    else:
+        model = cfg.get_model({}, "", device=torch.device("cpu"))
+    init_weights(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
+
+
+def tiny_clip(seed: int = 0):
+    """A CLIP (ComfyUI's CLIP object, real SD1 tokenizer) with a 2-layer, 64-wide text model."""
+    config = {"architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0,
+              "dropout": 0.0, "eos_token_id": 49407, "hidden_act": "quick_gelu",
+              "hidden_size": CONTEXT, "initializer_factor": 1.0, "initializer_range": 0.02,
+              "intermediate_size": 2 * CONTEXT, "layer_norm_eps": 1e-05,
+              "max_position_embeddings": 77, "model_type": "clip_text_model",
+              "num_attention_heads": 2, "num_hidden_layers": 2, "pad_token_id": 1,
+              "projection_dim": CONTEXT, "torch_dtype": "float32", "vocab_size": 49408}
+
+    class Target:
+        params = {"clip_model": comfy.sd1_clip.SDClipModel, "textmodel_json_config": config}
+        clip = comfy.sd1_clip.SD1ClipModel
+        tokenizer = comfy.sd1_clip.SD1Tokenizer
+
+    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
+    init_weights(clip.cond_stage_model, seed)
+    return clip
+
+
+def encode(clip, text: str):
+    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
