@@ -20,6 +20,7 @@ from ..lotts.attention import resize_map
 from ..lotts.preview import colorize
 from ..lotts.prompts import DEFAULT_NEGATIVE_TEMPLATE, DEFAULT_POSITIVE_TEMPLATE, quality_prompts
 from .attention_capture import AttentionRecorder, choose_blocks, probe, unet_attention_blocks
+from .ui_previews import latent_to_rgb, localizer_viewer
 from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, check_latent, pixel_size,
                      scheduler_input, seeded_noise)
 
@@ -52,6 +53,7 @@ class LoTTSDefectLocalizer:
     OUTPUT_TOOLTIPS = ("One binary mask per candidate at the image's pixel size: 1 = re-sample.",
                        "The defect score P per candidate, colourised (bright = weak).")
     FUNCTION = "localize"
+    OUTPUT_NODE = True  # shows its per-candidate viewer even when nothing else is connected
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -91,11 +93,14 @@ class LoTTSDefectLocalizer:
             "feather": ("INT", {"default": 0, "min": 0, "max": 256,
                                 "tooltip": "Soften the mask edge over this many pixels "
                                            "(the mask is then no longer binary)."}),
+            "vae": ("VAE", {"tooltip": "Optional, for the on-node viewer only: decodes the "
+                                       "candidates exactly. Without it the viewer shows a "
+                                       "fast approximate colour preview of the latents."}),
         }}
 
     def localize(self, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
                  positive_template, negative_template, seed, steps=20, scheduler="normal",
-                 grow=0, feather=0):
+                 grow=0, feather=0, vae=None):
         if not 0.0 < mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}.")
         if prior_weight < 0:
@@ -134,7 +139,9 @@ class LoTTSDefectLocalizer:
         mask = resize_mask(torch.cat(masks), size)
         mask = feather_mask(grow_mask(mask, grow), feather)
         heatmap = colorize(resize_map(torch.cat(maps), size))
-        return (mask, heatmap)
+        images = vae.decode(samples) if vae is not None else latent_to_rgb(model, samples)
+        ui = localizer_viewer(images[..., :3], mask, heatmap, mask_ratio)
+        return {"ui": ui, "result": (mask, heatmap)}
 
 
 NODE_CLASS_MAPPINGS = {"LoTTSDefectLocalizer": LoTTSDefectLocalizer}

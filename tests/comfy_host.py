@@ -59,6 +59,12 @@ def _import_comfyui() -> tuple[str | None, str]:
                       "(run with ComfyUI's venv python)")
     if not nodes.__file__.startswith(path):
         return None, f"`import nodes` found {nodes.__file__}, not ComfyUI's nodes.py"
+    # Previews and outputs the tests make stay out of the ComfyUI checkout.
+    import tempfile
+    import folder_paths
+    scratch = tempfile.mkdtemp(prefix="lotts_host_")
+    folder_paths.set_temp_directory(os.path.join(scratch, "temp"))
+    folder_paths.set_output_directory(os.path.join(scratch, "output"))
     return path, ""
 
 

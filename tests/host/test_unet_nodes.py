@@ -1,5 +1,7 @@
 """The U-Net nodes inside real ComfyUI: invariants, reproducibility, clear errors."""
 
+import os
+
 import pytest
 import torch
 
@@ -22,11 +24,15 @@ def fan_out(kind="sd15", n=3, seed=10, sampler="euler", h=16, w=16):
                                            7.0, sampler, "normal")[0]
 
 
-def localize(cands, kind="sd15", ratio=0.5, prior=0.5, seed=0, probe_step=2, **kw):
+def localize_ui(cands, kind="sd15", ratio=0.5, prior=0.5, seed=0, probe_step=2, **kw):
     model, clip, _, _ = models(kind)
     return node("LoTTSDefectLocalizer").localize(
         model, clip, PROMPT, cands, ratio, prior, probe_step, "A high-quality image of {p}",
         "A low-quality image of {p}", seed, steps=STEPS, **kw)
+
+
+def localize(cands, *args, **kw):
+    return localize_ui(cands, *args, **kw)["result"]
 
 
 def refine(cands, mask, seed=0, k=2, start=1, end=STEPS, kind="sd15", steps=STEPS):
@@ -90,6 +96,21 @@ def test_localizer_masks_per_candidate(kind, hw):
     assert not torch.equal(mask[0], mask[1]) or not torch.equal(mask[1], mask[2])
     assert heat.shape == (3, h * 8, w * 8, 3) and heat.dtype == torch.float32
     assert 0.0 <= heat.min() and heat.max() <= 1.0 and heat.std() > 0
+
+
+def test_localizer_sends_small_viewer_previews():
+    import folder_paths
+    from PIL import Image
+    cands = fan_out(n=3, h=64, w=96)  # 512x768 image: previews are shrunk to 384 max
+    ui = localize_ui(cands)["ui"]
+    for key in ("lotts_candidates", "lotts_masks", "lotts_heatmaps"):
+        assert len(ui[key]) == 3
+        for ref in ui[key]:
+            assert ref["type"] == "temp"
+            path = os.path.join(folder_paths.get_temp_directory(), ref["subfolder"], ref["filename"])
+            with Image.open(path) as im:
+                assert im.size == (384, 256)
+    assert ui["lotts_mask_ratio"] == [0.5]
 
 
 def test_localizer_is_reproducible_and_candidate_independent():
