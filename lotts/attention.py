@@ -23,42 +23,84 @@ import torch.nn.functional as F
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 
 
+def _heads_view(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``(B, N, heads*dim)`` or ``(B, heads, N, dim)`` as a ``(B, heads, N, dim)`` view."""
+    if x.ndim == 4:
+        return x
+    if x.ndim != 3 or x.shape[-1] % heads:
+        raise ValueError(f"attention input of shape {tuple(x.shape)} is not (B, N, heads*dim) "
+                         f"with heads={heads} dividing its width, nor (B, heads, N, dim)")
+    b, n, width = x.shape
+    return x.view(b, n, heads, width // heads).transpose(1, 2)
+
+
+def _sum_pool_keys(p: torch.Tensor, grid: tuple[int, int], f: int) -> torch.Tensor:
+    """Sum attention over f x f groups of key positions: rows stay distributions."""
+    b, r, _ = p.shape
+    h, w = grid
+    pooled = F.avg_pool2d(p.reshape(b * r, 1, h, w), f) * (f * f)
+    return pooled.view(b, r, -1)
+
+
+def _mean_pool_queries(p: torch.Tensor, w: int, f: int) -> torch.Tensor:
+    """Average attention rows over f x f groups of query positions (whole grid rows)."""
+    b, r, k = p.shape
+    rows = r // w
+    grid = p.view(b, rows, w, k).permute(0, 3, 1, 2)
+    return F.avg_pool2d(grid, f).permute(0, 2, 3, 1).reshape(b, -1, k)
+
+
 def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
                         out: torch.Tensor | None = None, weight: float = 1.0,
-                        scale: float | None = None,
+                        scale: float | None = None, pool: tuple[tuple[int, int], int] | None = None,
                         max_chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
     """Mean over heads of softmax(q_h k_h^T * scale), added into ``out``.
 
         A[b, i, j] += weight * (1/H) * sum_h softmax_j(q_h[b, i] . k_h[b, j] * scale)
 
-    Computed one head and one block of query rows at a time, so the temporary memory is
-    bounded by ``max_chunk_elements`` whatever the head count; only ``out``
-    (``B x Nq x Nk``, float32) is kept. ``scale`` defaults to 1/sqrt(dim), as in the model.
+    ``q``/``k`` are ``(B, N, heads*dim)`` or ``(B, heads, N, dim)`` (both layouts the host
+    uses). Computed one head and one block of query rows at a time, so the temporary
+    memory is bounded by ``max_chunk_elements`` whatever the head count; only ``out``
+    (float32) is kept. ``scale`` defaults to 1/sqrt(dim), as in the model.
+
+    ``pool=((h, w), f)``: queries and keys are positions of an h x w grid (self-attention)
+    and the result is kept on the (h/f) x (w/f) grid -- keys summed, queries averaged over
+    f x f groups, so rows still sum to 1. This keeps a DiT's 4096-token self-attention in
+    a 1024 x 1024 matrix (16x less memory) without ever building the full one.
     """
-    if q.ndim != 3 or k.ndim != 3 or q.shape[0] != k.shape[0] or q.shape[-1] != k.shape[-1]:
+    qh, kh = _heads_view(q, heads), _heads_view(k, heads)
+    if qh.shape[0] != kh.shape[0] or qh.shape[1] != kh.shape[1] or qh.shape[3] != kh.shape[3]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must be (B, N, heads*dim) "
                          "with the same batch and width")
-    if q.shape[-1] % heads:
-        raise ValueError(f"width {q.shape[-1]} is not divisible by heads={heads}")
-    b, nq, width = q.shape
-    nk = k.shape[1]
-    dim = width // heads
+    b, _, nq, dim = qh.shape
+    nk = kh.shape[2]
     if scale is None:
         scale = dim ** -0.5
+    f, row_block = 1, 1
+    if pool is not None:
+        (gh, gw), f = pool
+        if gh % f or gw % f or nq != gh * gw or nk != gh * gw:
+            raise ValueError(f"cannot pool a {gh}x{gw} grid by {f} for attention {nq}x{nk}")
+        row_block = f * gw  # chunks hold whole groups of f grid rows
+    shape = (b, nq // (f * f), nk // (f * f))
     if out is None:
-        out = torch.zeros(b, nq, nk, dtype=torch.float32, device=q.device)
-    elif out.shape != (b, nq, nk):
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(b, nq, nk)}")
+        out = torch.zeros(shape, dtype=torch.float32, device=q.device)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     rows = max(1, min(nq, max_chunk_elements // max(1, b * nk)))
-    qh = q.view(b, nq, heads, dim)
-    kh = k.view(b, nk, heads, dim)
+    rows = max(row_block, rows - rows % row_block)
     factor = weight / heads
     for h in range(heads):
-        k_h = kh[:, :, h].float()
+        k_h = kh[:, h].float()
         for start in range(0, nq, rows):
-            q_h = qh[:, start:start + rows, h].float()
-            logits = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale)
-            out[:, start:start + rows].add_(logits.softmax(dim=-1), alpha=factor)
+            q_h = qh[:, h, start:start + rows].float()
+            probs = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale).softmax(dim=-1)
+            if f > 1:
+                probs = _mean_pool_queries(_sum_pool_keys(probs, (gh, gw), f), gw, f)
+                lo = start // (f * f)
+                out[:, lo:lo + probs.shape[1]].add_(probs, alpha=factor)
+            else:
+                out[:, start:start + rows].add_(probs, alpha=factor)
     return out
 
 
@@ -99,9 +141,12 @@ def grid_for_tokens(tokens: int, height: int, width: int) -> tuple[int, int]:
 
 
 def resize_map(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of ``(B, h, w)`` maps to ``size`` (identity if already there)."""
+    """Resize ``(B, h, w)`` maps to ``size``: area-average down, bilinear up."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
+    shrinking = size[0] <= maps.shape[-2] and size[1] <= maps.shape[-1]
+    if shrinking:  # average the covered positions (exact mean pooling for integer factors)
+        return F.interpolate(maps.unsqueeze(1).float(), size=size, mode="area").squeeze(1)
     return F.interpolate(maps.unsqueeze(1).float(), size=size, mode="bilinear",
                          align_corners=False).squeeze(1)
 
@@ -111,7 +156,7 @@ class AttentionAccumulator:
 
     ``grid`` is the (h, w) token grid the maps are kept at. Cross-attention from a layer
     at another resolution is resized to it; self-attention must come from layers at
-    ``grid`` itself (a positions x positions matrix has no cheap faithful resize).
+    ``grid`` or an integer multiple of it (pooled on the fly, see head_mean_attention).
     """
 
     def __init__(self, grid: tuple[int, int]):
@@ -140,16 +185,21 @@ class AttentionAccumulator:
 
     def add_self(self, q: torch.Tensor, k: torch.Tensor, heads: int,
                  grid: tuple[int, int]) -> None:
-        """Fold one layer's image->image attention into the running mean, in place."""
-        if tuple(grid) != self.grid:
-            raise ValueError(f"self-attention at grid {tuple(grid)} cannot join maps kept "
+        """Fold one layer's image->image attention into the running mean, in place.
+
+        A layer at an integer multiple f of the kept grid is pooled by f on the fly.
+        """
+        grid = tuple(grid)
+        f = grid[0] // self.grid[0]
+        if f < 1 or grid != (self.grid[0] * f, self.grid[1] * f):
+            raise ValueError(f"self-attention at grid {grid} cannot join maps kept "
                              f"at {self.grid}")
         if self._self is None:
             self._self = torch.zeros(q.shape[0], self.positions, self.positions,
                                      dtype=torch.float32, device=q.device)
         elif self._self.shape[0] != q.shape[0]:
             raise ValueError("self-attention batch changed between layers")
-        head_mean_attention(q, k, heads, out=self._self)
+        head_mean_attention(q, k, heads, out=self._self, pool=(grid, f) if f > 1 else None)
         self._self_n += 1
 
     def keys(self):

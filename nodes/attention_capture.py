@@ -1,10 +1,12 @@
-"""Capturing a U-Net's attention during one probe pass, through ComfyUI's patch API.
+"""Capturing a model's attention during one probe pass, through ComfyUI's patch API.
 
-Patches are set on a ``model.clone()`` (never on the user's MODEL) as attn1/attn2
-*replace* patches: the patch receives the projected q/k/v, returns the ordinary attention
-output computed by ComfyUI's own kernel (so the model's behaviour is unchanged) and
-folds the attention probabilities into an :class:`lotts.attention.AttentionAccumulator`.
+All patches are set on a ``model.clone()`` (never on the user's MODEL). Every patch
+returns the ordinary attention output computed by ComfyUI's own kernel (the model's
+behaviour is unchanged) and folds the attention probabilities into an
+:class:`lotts.attention.AttentionAccumulator` -- a running reduction, so nothing is kept
+per layer or per head. Maps are kept on the latent/4 grid for every backbone.
 
+U-Net (SD1.x, SD2.x, SDXL) -- attn1/attn2 *replace* patches on the chosen blocks.
 Which layers: the U-Net's attention blocks at 1/4 of the latent's resolution (the
 "16x16 at 512px" level of SD1.5/SD2.x, input 7-8 and output 3-5; the 32x32-at-1024px
 level of SDXL, input 7-8, middle and output 0-2). That level is the one the
@@ -12,6 +14,17 @@ attention-map literature (Prompt-to-Prompt, DAAM) finds most semantic: finer lev
 attend to texture, coarser ones are too blurred to place a hand or a face. Its
 self-attention is also small enough to keep (N^2 with N = latent_pixels / 16). Models
 without attention at 1/4 use their coarsest level below it.
+
+DiT (FLUX, SD3/3.5) -- text and image tokens share one joint attention ([txt, img]).
+A "dit" double-block replace patch marks which block is running (and how many text and
+image tokens it has); an ``optimized_attention_override`` sees that block's q/k and
+slices image->text (cross) and image->image (self) attention out of it. Which blocks: the
+second half of the double-stream (FLUX) / joint (SD3) blocks. Early blocks still mix
+mostly positional information; the late double blocks are where text tokens bind to
+image regions (the layers attention-map work on FLUX averages, e.g. ConceptAttention),
+while FLUX's single-stream blocks mix text and image tokens into one stream and are left
+out. Self-attention at the DiT's latent/2 token grid is pooled 2x2 on the fly onto the
+latent/4 grid: 4096 image tokens at 1024px become a 1024 x 1024 matrix.
 """
 
 from __future__ import annotations
@@ -27,11 +40,27 @@ from ..lotts.attention import AttentionAccumulator
 TARGET_FACTOR = 4
 
 
+def is_unet(diffusion_model) -> bool:
+    return all(hasattr(diffusion_model, a) for a in ("input_blocks", "middle_block", "output_blocks"))
+
+
+def dit_blocks(diffusion_model) -> list[int] | None:
+    """Indices of the joint-attention blocks to capture on a DiT, or None if not a DiT."""
+    blocks = getattr(diffusion_model, "double_blocks", None)  # FLUX
+    if blocks is None:
+        blocks = getattr(diffusion_model, "joint_blocks", None)  # SD3 / SD3.5 (MMDiT)
+    if blocks is None or len(blocks) == 0:
+        return None
+    if any(getattr(b, "flipped_img_txt", False) for b in blocks):
+        raise ValueError("this DiT orders image tokens before text tokens; the localizer "
+                         "supports FLUX and SD3-style [text, image] joint attention.")
+    return list(range(len(blocks) // 2, len(blocks)))
+
+
 def unet_attention_blocks(diffusion_model) -> list[tuple[str, int, int]]:
     """(block name, index, down-sampling factor) of every U-Net block with attention."""
-    if not all(hasattr(diffusion_model, a) for a in ("input_blocks", "middle_block", "output_blocks")):
-        raise ValueError("LoTTS Defect Localizer supports U-Net models (SD1.x, SD2.x, SDXL) "
-                         f"for now; this MODEL is a {type(diffusion_model).__name__}.")
+    if not is_unet(diffusion_model):
+        raise ValueError(f"not a U-Net: {type(diffusion_model).__name__}")
 
     def has(block, cls):
         return any(isinstance(m, cls) for m in block.modules())
@@ -61,8 +90,8 @@ def choose_blocks(blocks: list[tuple[str, int, int]], target: int = TARGET_FACTO
     return [(name, idx) for name, idx, f in blocks if f == chosen], chosen
 
 
-class AttentionRecorder:
-    """Receives attn1 (self) and attn2 (cross) calls of the chosen blocks.
+class UNetRecorder:
+    """Receives attn1 (self) and attn2 (cross) calls of the chosen U-Net blocks.
 
     ``token_weights[c]`` is the content-token mask of conditioning c (c indexes the list
     of conditionings given to the probe, which ComfyUI reports per batch chunk in
@@ -106,6 +135,89 @@ class AttentionRecorder:
         for name, idx in blocks:
             model_clone.set_model_attn1_replace(self.attn1, name, idx)
             model_clone.set_model_attn2_replace(self.attn2, name, idx)
+
+
+class DiTRecorder:
+    """Slices image->text and image->image attention out of a DiT's joint attention.
+
+    ``image_grid`` is the DiT's token grid (latent/2: patch size 2, padded up).
+    """
+
+    def __init__(self, token_weights: dict[int, torch.Tensor], image_grid: tuple[int, int]):
+        self.token_weights = token_weights
+        self.image_grid = tuple(image_grid)
+        h, w = self.image_grid
+        keep = (h // 2, w // 2) if h % 2 == 0 and w % 2 == 0 else self.image_grid
+        self.acc = AttentionAccumulator(keep)
+        self.active: tuple[int, int] | None = None
+
+    def block(self, args, extra):
+        """dit double-block replace: mark the block as captured while it runs."""
+        self.active = (args["txt"].shape[1], args["img"].shape[1])
+        try:
+            return extra["original_block"](args)
+        finally:
+            self.active = None
+
+    def override(self, previous):
+        """optimized_attention_override: keep the output (chaining any earlier override)."""
+        def attention(func, *args, **kwargs):
+            out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+            if self.active is not None:
+                self._capture(*args, **kwargs)
+            return out
+        return attention
+
+    def _capture(self, q, k, v, heads=None, *rest, skip_reshape=False, transformer_options=None, **kw):
+        heads = heads if heads is not None else kw.get("heads")
+        txt, img = self.active
+        q4 = q if skip_reshape else q.view(q.shape[0], q.shape[1], heads, -1).transpose(1, 2)
+        k4 = k if skip_reshape else k.view(k.shape[0], k.shape[1], heads, -1).transpose(1, 2)
+        if q4.shape[2] != txt + img:
+            return  # not the joint attention (e.g. SD3.5's extra image-only attention)
+        if img != self.image_grid[0] * self.image_grid[1]:
+            raise RuntimeError(f"{img} image tokens do not form the expected "
+                               f"{self.image_grid[0]}x{self.image_grid[1]} grid")
+        conds = (transformer_options or {}).get("cond_or_uncond", [0])
+        chunks = zip(conds, q4.chunk(len(conds)), k4.chunk(len(conds)))
+        for c, qc, kc in chunks:
+            q_img, k_txt = qc[:, :, txt:], kc[:, :, :txt]
+            w = self.token_weights[c]
+            if w.shape[0] != txt:
+                raise RuntimeError(f"conditioning {c} has {txt} text tokens in the joint "
+                                   f"attention but its prompt tokenized to {w.shape[0]}")
+            self.acc.add_cross(c, q_img, k_txt, heads, w, self.image_grid)
+            if c == 0:
+                self.acc.add_self(q_img, kc[:, :, txt:], heads, self.image_grid)
+
+    def patch(self, model_clone, blocks) -> None:
+        for i in blocks:
+            model_clone.set_model_patch_replace(self.block, "dit", "double_block", i)
+        options = model_clone.model_options.setdefault("transformer_options", {})
+        options["optimized_attention_override"] = self.override(
+            options.get("optimized_attention_override"))
+
+
+def make_recorder(model, token_weights: dict[int, torch.Tensor], latent_shape):
+    """The recorder for ``model``'s backbone and the blocks it patches.
+
+    Returns ``(recorder, blocks)``; call ``recorder.patch(model.clone(), blocks)``.
+    """
+    dm = model.get_model_object("diffusion_model")
+    if is_unet(dm):
+        blocks, _ = choose_blocks(unet_attention_blocks(dm))
+        return UNetRecorder(token_weights), blocks
+    blocks = dit_blocks(dm)
+    if blocks is None:
+        raise ValueError(f"LoTTS Defect Localizer supports U-Nets (SD1.x, SD2.x, SDXL) and "
+                         f"joint-attention DiTs (FLUX, SD3/3.5); this MODEL is a "
+                         f"{type(dm).__name__}.")
+    h, w = latent_shape[-2:]
+    patch = getattr(dm, "patch_size", None)  # FLUX
+    if patch is None:  # SD3: on its patch embedder, as a tuple
+        patch = getattr(getattr(dm, "x_embedder", None), "patch_size", (2, 2))[0]
+    grid = (-(-h // patch), -(-w // patch))  # the DiT pads the latent up to the patch size
+    return DiTRecorder(token_weights, grid), blocks
 
 
 class ProbeGuider(comfy.samplers.CFGGuider):

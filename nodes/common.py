@@ -73,6 +73,28 @@ def check_latent(model, latent: dict, input_name: str) -> torch.Tensor:
     return samples
 
 
+def _needs_pooled(model) -> bool:
+    """Whether the model reads the pooled text embedding (SDXL's ADM vector, FLUX's and
+    SD3's vec input); ComfyUI fails deep inside with a bare KeyError when it is absent."""
+    import comfy.model_base as mb
+    inner = model.model
+    dit_classes = tuple(c for c in (getattr(mb, "Flux", None), getattr(mb, "SD3", None)) if c)
+    return getattr(inner, "adm_channels", 0) > 0 or isinstance(inner, dit_classes)
+
+
+def check_conditioning(model, cond, input_name: str) -> None:
+    """A CONDITIONING is a list of [tensor, dict]; name the input when it is not usable."""
+    if not isinstance(cond, list) or not cond or not all(
+            isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[1], dict) for c in cond):
+        raise ValueError(f"{input_name} is not a CONDITIONING (a list of [tensor, options]); "
+                         "connect a CLIP Text Encode output.")
+    if _needs_pooled(model) and any("pooled_output" not in c[1] for c in cond):
+        raise ValueError(f"{input_name} has no 'pooled_output': this model "
+                         f"({type(model.model).__name__}) needs the pooled text embedding. "
+                         "Encode the prompt with CLIP Text Encode (or your model's text-encode "
+                         "node) instead of building the conditioning by hand.")
+
+
 def check_steps(steps: int, start_step: int, end_step: int | None = None) -> None:
     """The step window, named the way the node's inputs are named."""
     from ..lotts.schedule import refine_steps

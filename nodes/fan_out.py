@@ -1,8 +1,9 @@
 """LoTTSSeedFanOut: N candidates from N seeds, as one LATENT batch (the paper's step 1)."""
 
 from .common import (CATEGORY, CFG_INPUT, MODEL_INPUT, NEGATIVE_INPUT, POSITIVE_INPUT,
-                     SEED_INPUT, STEPS_INPUT, BATCH_SAFE_SAMPLERS, Progress, check_latent,
-                     sample, sampler_input, scheduler_input)
+                     SEED_INPUT, STEPS_INPUT, BATCH_SAFE_SAMPLERS, Progress,
+                     check_conditioning, check_latent, sample, sampler_input,
+                     scheduler_input)
 
 
 class LoTTSSeedFanOut:
@@ -35,6 +36,8 @@ class LoTTSSeedFanOut:
     def fan_out(self, model, positive, negative, latent_image, seed, candidates, steps, cfg,
                 sampler_name, scheduler):
         samples = check_latent(model, latent_image, "latent_image")
+        check_conditioning(model, positive, "positive")
+        check_conditioning(model, negative, "negative")
         if samples.shape[0] != 1:
             raise ValueError(f"latent_image has a batch of {samples.shape[0]}; the fan-out makes "
                              "the batch itself: give a batch-1 latent and set candidates.")

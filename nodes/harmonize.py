@@ -2,8 +2,8 @@
 consistency), so style and structure agree across the re-sampled boundary."""
 
 from .common import (CATEGORY, CFG_INPUT, MODEL_INPUT, NEGATIVE_INPUT, POSITIVE_INPUT,
-                     SEED_INPUT, STEPS_INPUT, Progress, check_latent, check_steps, sample,
-                     sampler_input, scheduler_input)
+                     SEED_INPUT, STEPS_INPUT, Progress, check_conditioning, check_latent,
+                     check_steps, sample, sampler_input, scheduler_input)
 
 
 class LoTTSHarmonize:
@@ -41,6 +41,8 @@ class LoTTSHarmonize:
     def harmonize(self, model, positive, negative, latent, seed, steps, cfg, sampler_name,
                   scheduler, start_step, add_noise):
         samples = check_latent(model, latent, "latent")
+        check_conditioning(model, positive, "positive")
+        check_conditioning(model, negative, "negative")
         check_steps(steps, start_step, steps)
         seeds = [seed + i for i in range(samples.shape[0])]
         progress = Progress(model, steps - start_step)

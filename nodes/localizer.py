@@ -19,7 +19,7 @@ from ..lotts.localize import feather_mask, grow_mask, localize, resize_mask
 from ..lotts.attention import resize_map
 from ..lotts.preview import colorize
 from ..lotts.prompts import DEFAULT_NEGATIVE_TEMPLATE, DEFAULT_POSITIVE_TEMPLATE, quality_prompts
-from .attention_capture import AttentionRecorder, choose_blocks, probe, unet_attention_blocks
+from .attention_capture import make_recorder, probe
 from .ui_previews import latent_to_rgb, localizer_viewer
 from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, check_latent, pixel_size,
                      scheduler_input, seeded_noise)
@@ -111,7 +111,6 @@ class LoTTSDefectLocalizer:
         samples = check_latent(model, candidates, "candidates")
         if not 0 <= probe_step < steps:
             raise ValueError(f"probe_step ({probe_step}) must be in [0, steps) = [0, {steps}).")
-        blocks, _ = choose_blocks(unet_attention_blocks(model.get_model_object("diffusion_model")))
 
         conds, weights = zip(*(encode(clip, t) for t in (prompt.strip(), pos_text, neg_text)))
         sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"),
@@ -123,7 +122,7 @@ class LoTTSDefectLocalizer:
         masks, maps = [], []
         for i in range(n):
             comfy.model_management.throw_exception_if_processing_interrupted()
-            recorder = AttentionRecorder(dict(enumerate(weights)))
+            recorder, blocks = make_recorder(model, dict(enumerate(weights)), samples.shape)
             patched = model.clone()
             recorder.patch(patched, blocks)
             one = samples[i:i + 1]

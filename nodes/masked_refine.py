@@ -9,8 +9,8 @@ level, only the masked region is free to change, and there is no seam.
 """
 
 from .common import (CATEGORY, CFG_INPUT, MODEL_INPUT, NEGATIVE_INPUT, POSITIVE_INPUT,
-                     SEED_INPUT, STEPS_INPUT, Progress, check_latent, check_steps,
-                     prepare_mask, sample, sampler_input, scheduler_input)
+                     SEED_INPUT, STEPS_INPUT, Progress, check_conditioning, check_latent,
+                     check_steps, prepare_mask, sample, sampler_input, scheduler_input)
 
 
 class LoTTSMaskedRefine:
@@ -54,6 +54,8 @@ class LoTTSMaskedRefine:
     def refine(self, model, positive, negative, candidates, mask, seed, refinements, steps, cfg,
                sampler_name, scheduler, start_step, end_step):
         samples = check_latent(model, candidates, "candidates")
+        check_conditioning(model, positive, "positive")
+        check_conditioning(model, negative, "negative")
         if refinements < 1:
             raise ValueError(f"refinements must be >= 1, got {refinements}: k is how many "
                              "re-samplings each candidate gets.")

@@ -27,7 +27,7 @@ def downscale(images: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Tensor:
 def save_temp(images: torch.Tensor, prefix: str) -> list[dict]:
     """Write ``(B, H, W, 3)`` images to the temp folder; return the UI image references."""
     saver = comfy_nodes.PreviewImage()
-    return saver.save_images(downscale(images).clamp(0, 1), filename_prefix=prefix)["ui"]["images"]
+    return saver.save_images(downscale(images.detach()).clamp(0, 1), filename_prefix=prefix)["ui"]["images"]
 
 
 def latent_to_rgb(model, samples: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ def test_head_mean_attention_accumulates_in_place():
 
 
 def test_bad_shapes_are_named():
-    with pytest.raises(ValueError, match="divisible by heads"):
+    with pytest.raises(ValueError, match="heads=3 dividing its width"):
         head_mean_attention(torch.randn(1, 4, 10), torch.randn(1, 4, 10), 3)
     with pytest.raises(ValueError, match="must be"):
         head_mean_attention(torch.randn(1, 4, 8), torch.randn(2, 4, 8), 2)
@@ -82,7 +82,39 @@ def test_accumulator_means_over_layers_and_resizes_cross_maps():
     assert torch.allclose(sa, (direct(q1, q1, 2) + direct(q2, q2, 2)) / 2, atol=1e-6)
     assert torch.allclose(sa.sum(-1), torch.ones(3, 4))
     assert acc.layers_seen == (2, 2)
+    q5 = torch.randn(3, 15, 8, generator=g)
     with pytest.raises(ValueError, match="cannot join"):
-        acc.add_self(q3, q3, 2, (4, 4))
+        acc.add_self(q5, q5, 2, (3, 5))
     with pytest.raises(KeyError):
         acc.cross_map("orig")
+
+
+def test_head_major_layout_matches_token_major():
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(2, 6, 12, generator=g), torch.randn(2, 9, 12, generator=g)
+    q4 = q.view(2, 6, 3, 4).transpose(1, 2)  # (B, heads, N, dim), as DiT blocks pass it
+    k4 = k.view(2, 9, 3, 4).transpose(1, 2)
+    assert torch.allclose(head_mean_attention(q4, k4, 3), direct(q, k, 3), atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 5])
+def test_pooled_self_attention_equals_pooling_the_full_matrix(chunk):
+    g = torch.Generator().manual_seed(6)
+    h, w, f = 4, 6, 2
+    q, k = torch.randn(1, h * w, 8, generator=g), torch.randn(1, h * w, 8, generator=g)
+    full = direct(q, k, 2).view(h, w, h, w)
+    # keys: sum over f x f groups; queries: mean over f x f groups
+    keys = full.view(h, w, h // f, f, w // f, f).sum((3, 5))
+    expect = keys.view(h // f, f, w // f, f, h // f, w // f).mean((1, 3)).reshape(1, 6, 6)
+    got = head_mean_attention(q, k, 2, pool=((h, w), f), max_chunk_elements=chunk)
+    assert torch.allclose(got, expect, atol=1e-6)
+    assert torch.allclose(got.sum(-1), torch.ones(1, 6))
+    acc = AttentionAccumulator((2, 3))
+    acc.add_self(q, k, 2, (4, 6))
+    assert torch.allclose(acc.self_matrix(), expect, atol=1e-6)
+
+
+def test_resize_map_area_down_bilinear_up():
+    m = torch.arange(16.0).view(1, 4, 4)
+    assert torch.equal(resize_map(m, (2, 2)), torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]))
+    assert resize_map(m, (8, 8)).shape == (1, 8, 8)

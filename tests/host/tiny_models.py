@@ -98,3 +98,73 @@ def tiny_clip(seed: int = 0):
 
 def encode(clip, text: str):
     return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+# --- DiTs ------------------------------------------------------------------------------
+
+import comfy.text_encoders.flux  # noqa: E402
+import comfy.text_encoders.t5  # noqa: E402
+
+FLUX_HEADS = 2
+
+
+def tiny_flux(seed: int = 0, guidance: bool = True):
+    """FLUX (dev-style with guidance, or schnell-style) at hidden 64: 4 double, 1 single block."""
+    config = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
+              "vec_in_dim": CONTEXT, "context_in_dim": CONTEXT, "hidden_size": 64,
+              "mlp_ratio": 2.0, "num_heads": FLUX_HEADS, "depth": 4, "depth_single_blocks": 1,
+              "axes_dim": [8, 12, 12], "theta": 10000, "qkv_bias": True,
+              "guidance_embed": guidance}
+    cls = comfy.supported_models.Flux if guidance else comfy.supported_models.FluxSchnell
+    cfg = cls(config)
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, "", device=torch.device("cpu"))
+    init_weights(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
+
+
+T5_CONFIG = {"d_ff": 2 * CONTEXT, "d_kv": 16, "d_model": CONTEXT, "decoder_start_token_id": 0,
+             "dropout_rate": 0.0, "eos_token_id": 1, "dense_act_fn": "gelu_pytorch_tanh",
+             "initializer_factor": 1.0, "is_encoder_decoder": True, "is_gated_act": True,
+             "layer_norm_epsilon": 1e-06, "model_type": "t5", "num_decoder_layers": 1,
+             "num_heads": 4, "num_layers": 2, "output_past": True, "pad_token_id": 0,
+             "relative_attention_num_buckets": 32, "tie_word_embeddings": False,
+             "vocab_size": 32128}
+
+
+class _TinyFluxTextEncoders(comfy.text_encoders.flux.FluxClipModel):
+    """FLUX's text-encoder pair (CLIP-L pooled + T5 sequence), both tiny."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        torch.nn.Module.__init__(self)
+        self.clip_l = comfy.sd1_clip.SDClipModel(
+            device=device, dtype=dtype, return_projected_pooled=False,
+            textmodel_json_config=_clip_config(), model_options=model_options)
+        self.t5xxl = comfy.sd1_clip.SDClipModel(
+            device=device, dtype=dtype, textmodel_json_config=dict(T5_CONFIG),
+            special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
+            model_options={**model_options, "model_name": "t5xxl"})
+        self.dtypes = {dtype}
+
+
+def _clip_config():
+    return {"architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0,
+            "dropout": 0.0, "eos_token_id": 49407, "hidden_act": "quick_gelu",
+            "hidden_size": CONTEXT, "initializer_factor": 1.0, "initializer_range": 0.02,
+            "intermediate_size": 2 * CONTEXT, "layer_norm_eps": 1e-05,
+            "max_position_embeddings": 77, "model_type": "clip_text_model",
+            "num_attention_heads": 2, "num_hidden_layers": 2, "pad_token_id": 1,
+            "projection_dim": CONTEXT, "torch_dtype": "float32", "vocab_size": 49408}
+
+
+def tiny_flux_clip(seed: int = 0):
+    """ComfyUI's CLIP object with FLUX's real tokenizers (CLIP-L + T5) and tiny encoders."""
+    class Target:
+        params = {}
+        clip = _TinyFluxTextEncoders
+        tokenizer = comfy.text_encoders.flux.FluxTokenizer
+
+    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
+    init_weights(clip.cond_stage_model, seed)
+    return clip

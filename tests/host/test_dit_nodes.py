@@ -1,0 +1,167 @@
+"""The nodes on joint-attention DiTs (tiny FLUX built in code): FLOW schedules,
+16-channel latents, pooled conditioning, and attention sliced from joint attention."""
+
+import pytest
+import torch
+
+from comfy_host import require_comfyui
+
+require_comfyui()
+
+import comfy.samplers  # noqa: E402
+
+from tiny_models import encode, tiny_flux, tiny_flux_clip  # noqa: E402
+from unet_support import model_state, node  # noqa: E402
+
+PROMPT = "a photo of a cat"
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def flux():
+    model, clip = tiny_flux(), tiny_flux_clip()
+    return model, clip, encode(clip, PROMPT), encode(clip, "blurry")
+
+
+def empty(h=16, w=16):
+    return {"samples": torch.zeros(1, 16, h, w)}
+
+
+def fan_out(flux, n=2, seed=0, h=16, w=16, cfg=1.0):
+    model, _, pos, neg = flux
+    return node("LoTTSSeedFanOut").fan_out(model, pos, neg, empty(h, w), seed, n, STEPS, cfg,
+                                           "euler", "simple")[0]
+
+
+def localize(flux, cands, ratio=0.5, seed=0):
+    model, clip, _, _ = flux
+    return node("LoTTSDefectLocalizer").localize(
+        model, clip, PROMPT, cands, ratio, 0.5, 3, "A high-quality image of {p}",
+        "A low-quality image of {p}", seed, steps=STEPS, scheduler="simple")["result"]
+
+
+def refine(flux, cands, mask, k=2, start=1, end=STEPS, seed=0):
+    model, _, pos, neg = flux
+    return node("LoTTSMaskedRefine").refine(model, pos, neg, cands, mask, seed, k, STEPS, 1.0,
+                                            "euler", "simple", start, end)[0]
+
+
+def test_fan_out_matches_stock_ksampler_on_flow_model(flux):
+    import nodes as comfy_nodes
+    model, _, pos, neg = flux
+    cands = fan_out(flux, n=2, seed=3)["samples"]
+    assert cands.shape == (2, 16, 16, 16)
+    for i in range(2):
+        ref = comfy_nodes.KSampler().sample(model, 3 + i, STEPS, 1.0, "euler", "simple", pos, neg,
+                                            empty())[0]["samples"]
+        assert torch.allclose(cands[i:i + 1], ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (16, 24)])
+def test_localizer_on_flux_gives_per_candidate_masks(flux, hw):
+    cands = fan_out(flux, n=3, h=hw[0], w=hw[1])
+    mask, heat = localize(flux, cands)
+    h, w = hw
+    assert mask.shape == (3, h * 8, w * 8) and heat.shape == (3, h * 8, w * 8, 3)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    grid = (h // 4) * (w // 4)  # DiT tokens at latent/2, pooled to latent/4
+    for i in range(3):
+        assert abs(mask[i].mean().item() - 0.5) <= 2 / grid
+    assert not (torch.equal(mask[0], mask[1]) and torch.equal(mask[1], mask[2]))
+    again, _ = localize(flux, cands)
+    assert torch.equal(mask, again)
+
+
+def test_refine_on_flow_model_preserves_unmasked_region(flux):
+    cands = fan_out(flux, n=2)
+    m = torch.zeros(2, 128, 128)
+    m[:, 32:96, 16:64] = 1
+    out = refine(flux, cands, m, k=2)["samples"]
+    src = cands["samples"].repeat_interleave(2, 0)
+    lm = torch.nn.functional.interpolate(m[:, None], scale_factor=1 / 8).repeat_interleave(2, 0)
+    lm = lm.expand_as(out)
+    assert (out - src)[lm == 0].abs().max() <= 1e-5
+    assert (out - src)[lm == 1].abs().max() > 1e-3
+    assert torch.equal(out, refine(flux, cands, m, k=2)["samples"])
+
+
+def test_refine_then_harmonize_on_flow_schedule(flux):
+    model, _, pos, neg = flux
+    cands = fan_out(flux, n=1)
+    noisy = refine(flux, cands, torch.ones(1, 128, 128), k=1, start=1, end=3)
+    (done,) = node("LoTTSHarmonize").harmonize(model, pos, neg, noisy, 0, STEPS, 1.0, "euler",
+                                               "simple", 3, False)
+    # an all-ones mask makes refine+harmonize one unmasked run from step 1: equal to the
+    # stock advanced sampler on the candidate with the same noise
+    import nodes as comfy_nodes
+    (ref,) = comfy_nodes.KSamplerAdvanced().sample(model, "enable", 0, STEPS, 1.0, "euler",
+                                                   "simple", pos, neg, cands, 1, STEPS, "disable")
+    assert torch.allclose(done["samples"], ref["samples"], atol=1e-4)
+
+
+def test_model_untouched_and_guidance_kept(flux):
+    model, clip, pos, neg = flux
+    before = model_state(model)
+    cands = fan_out(flux, n=2)
+    mask, _ = localize(flux, cands)
+    refine(flux, cands, mask, k=1)
+    assert model_state(model) == before
+    assert "optimized_attention_override" not in model.model_options.get("transformer_options", {})
+
+
+def test_bad_inputs_on_flux(flux):
+    model, _, pos, neg = flux
+    with pytest.raises(ValueError, match="latent_image has 4 channels .* 16-channel"):
+        node("LoTTSSeedFanOut").fan_out(model, pos, neg, {"samples": torch.ones(1, 4, 8, 8)},
+                                        0, 1, 2, 1.0, "euler", "simple")
+    no_pooled = [[pos[0][0], {}]]
+    with pytest.raises(ValueError, match="positive has no 'pooled_output'"):
+        node("LoTTSSeedFanOut").fan_out(model, no_pooled, neg, empty(), 0, 1, 2, 1.0, "euler",
+                                        "simple")
+    cands = fan_out(flux, n=1)
+    with pytest.raises(ValueError, match="negative has no 'pooled_output'"):
+        node("LoTTSMaskedRefine").refine(model, pos, no_pooled, cands, torch.ones(1, 128, 128), 0,
+                                         1, STEPS, 1.0, "euler", "simple", 1, STEPS)
+    with pytest.raises(ValueError, match="candidates has 4 channels"):
+        localize(flux, {"samples": torch.ones(1, 4, 16, 16)})
+
+
+def _dit_recorder_cls():
+    import sys
+    from comfy_host import load_pack
+    pack = load_pack()
+    return sys.modules[pack.__name__ + ".nodes.attention_capture"].DiTRecorder
+
+
+def test_planted_region_through_dit_recorder():
+    DiTRecorder = _dit_recorder_cls()
+    from comfy_host import load_pack
+    import sys
+    core = sys.modules[load_pack().__name__ + ".lotts.localize"]
+    txt, grid, heads, dim = 6, (8, 8), 2, 32
+    img = grid[0] * grid[1]
+    weights = torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # tokens 1..3 are content
+    rec = DiTRecorder({0: weights, 1: weights, 2: weights}, grid)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(3, heads, txt + img, dim, generator=g) * 0.1
+    k = torch.randn(3, heads, txt + img, dim, generator=g) * 0.1
+    region = torch.zeros(grid, dtype=torch.bool)
+    region[2:6, 4:8] = True  # 16 of 64 image tokens
+    idx = txt + region.flatten().nonzero().squeeze(1)
+    q[2, :, idx] = 4.0   # under conditioning 2 ("low-quality") the region's queries...
+    k[2, :, 1:4] = 4.0   # ...match the content text keys strongly
+    # the image's own self-attention (conditioning 0): each token attends to itself
+    q[0, :, txt:] = k[0, :, txt:] = torch.randn(heads, img, dim, generator=g) * 3
+    rec.active = (txt, img)
+    calls = []
+    fn = rec.override(None)
+    out = fn(lambda *a, **kw: calls.append(1) or a[0], q, k, k, heads, skip_reshape=True,
+             transformer_options={"cond_or_uncond": [0, 1, 2]})
+    assert calls == [1] and out is q  # the real kernel ran and its output is returned
+    acc = rec.acc
+    assert acc.grid == (4, 4)
+    mask, p = core.localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
+                            acc.self_matrix(), 0.25, 0.0)
+    expected = torch.zeros(1, 4, 4)
+    expected[0, 1:3, 2:4] = 1
+    assert torch.equal(mask, expected)
