@@ -29,12 +29,20 @@ def encode(clip, text: str):
     """CONDITIONING for ``text`` (as CLIPTextEncode makes it) and its content-token mask.
 
     The mask has one entry per text token the model sees: 1 for tokens of the prompt's
-    words, 0 for start, end and padding tokens (ComfyUI's tokenizer gives those word id 0).
+    words, 0 for start, end and padding tokens (ComfyUI's tokenizers give those word id
+    0). Text encoders differ in what the model sees: one tokenizer's tokens (SD1.x, FLUX's
+    T5), two run side by side (SDXL: CLIP-L and CLIP-G widths concatenated, same
+    tokens), or CLIP tokens followed by T5 tokens (SD3 with T5).
     """
     cond = clip.encode_from_tokens_scheduled(clip.tokenize(text))
     tokens_needed = cond[0][0].shape[1]
-    for chunks in clip.tokenize(text, return_word_ids=True).values():
-        ids = [t[2] for chunk in chunks for t in chunk]
+    word_ids = {key: [t[2] for chunk in chunks for t in chunk]
+                for key, chunks in clip.tokenize(text, return_word_ids=True).items()}
+    candidates = list(word_ids.values())
+    clip_keys = [k for k in ("l", "g") if k in word_ids]
+    if clip_keys and "t5xxl" in word_ids:  # SD3: [CLIP tokens, T5 tokens] along the sequence
+        candidates.append(word_ids[clip_keys[0]] + word_ids["t5xxl"])
+    for ids in candidates:
         if len(ids) == tokens_needed:
             return cond, torch.tensor([1.0 if i > 0 else 0.0 for i in ids])
     raise ValueError(f"cannot align the tokens of {text!r} with its conditioning "

@@ -1,4 +1,4 @@
-"""The nodes on joint-attention DiTs (tiny FLUX built in code): FLOW schedules,
+"""The nodes on joint-attention DiTs (tiny FLUX and SD3 built in code): FLOW schedules,
 16-channel latents, pooled conditioning, and attention sliced from joint attention."""
 
 import pytest
@@ -10,16 +10,21 @@ require_comfyui()
 
 import comfy.samplers  # noqa: E402
 
-from tiny_models import encode, tiny_flux, tiny_flux_clip  # noqa: E402
+from tiny_models import (encode, tiny_flux, tiny_flux_clip, tiny_sd3,  # noqa: E402
+                         tiny_sd3_clip)
 from unet_support import model_state, node  # noqa: E402
 
 PROMPT = "a photo of a cat"
 STEPS = 4
 
 
-@pytest.fixture(scope="module")
-def flux():
-    model, clip = tiny_flux(), tiny_flux_clip()
+@pytest.fixture(scope="module", params=["flux", "sd3"])
+def flux(request):
+    """A tiny DiT (FLUX-dev layout, or SD3's MMDiT) with its text encoders."""
+    if request.param == "flux":
+        model, clip = tiny_flux(), tiny_flux_clip()
+    else:
+        model, clip = tiny_sd3(), tiny_sd3_clip()
     return model, clip, encode(clip, PROMPT), encode(clip, "blurry")
 
 

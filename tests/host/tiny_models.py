@@ -104,6 +104,7 @@ def encode(clip, text: str):
 
 import comfy.text_encoders.flux  # noqa: E402
 import comfy.text_encoders.t5  # noqa: E402
+import comfy.text_encoders.sd3_clip  # noqa: E402
 
 FLUX_HEADS = 2
 
@@ -148,13 +149,13 @@ class _TinyFluxTextEncoders(comfy.text_encoders.flux.FluxClipModel):
         self.dtypes = {dtype}
 
 
-def _clip_config():
+def _clip_config(layers: int = 2):
     return {"architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0,
             "dropout": 0.0, "eos_token_id": 49407, "hidden_act": "quick_gelu",
             "hidden_size": CONTEXT, "initializer_factor": 1.0, "initializer_range": 0.02,
             "intermediate_size": 2 * CONTEXT, "layer_norm_eps": 1e-05,
             "max_position_embeddings": 77, "model_type": "clip_text_model",
-            "num_attention_heads": 2, "num_hidden_layers": 2, "pad_token_id": 1,
+            "num_attention_heads": 2, "num_hidden_layers": layers, "pad_token_id": 1,
             "projection_dim": CONTEXT, "torch_dtype": "float32", "vocab_size": 49408}
 
 
@@ -168,3 +169,47 @@ def tiny_flux_clip(seed: int = 0):
     clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
     init_weights(clip.cond_stage_model, seed)
     return clip
+
+
+class _TinySD3TextEncoders(comfy.text_encoders.sd3_clip.SD3ClipModel):
+    """SD3's CLIP-L + CLIP-G pair (no T5, a configuration SD3 supports), both tiny."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        torch.nn.Module.__init__(self)
+        self.clip_l = comfy.sd1_clip.SDClipModel(
+            layer="hidden", layer_idx=-2, device=device, dtype=dtype, layer_norm_hidden_state=False,
+            return_projected_pooled=False, textmodel_json_config=_clip_config(3),
+            model_options=model_options)
+        self.clip_g = comfy.sd1_clip.SDClipModel(
+            layer="hidden", layer_idx=-2, device=device, dtype=dtype, layer_norm_hidden_state=False,
+            textmodel_json_config=_clip_config(3), return_projected_pooled=True,
+            model_options={**model_options, "model_name": "clip_g"})
+        self.t5xxl = None
+        self.dtypes = {dtype}
+
+
+def tiny_sd3_clip(seed: int = 0):
+    class Target:
+        params = {}
+        clip = _TinySD3TextEncoders
+        tokenizer = comfy.text_encoders.sd3_clip.SD3Tokenizer
+
+    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
+    init_weights(clip.cond_stage_model, seed)
+    return clip
+
+
+def tiny_sd3(seed: int = 0):
+    """MMDiT (SD3 architecture) with depth 2 (hidden 128, 2 heads), pooled width 2 x 64."""
+    config = {"in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2,
+              "input_size": None, "adm_in_channels": 2 * CONTEXT,
+              "context_embedder_config": {"target": "torch.nn.Linear",
+                                          "params": {"in_features": 4096, "out_features": 128}},
+              "num_patches": 64 * 64, "pos_embed_max_size": 64, "pos_embed_scaling_factor": None,
+              "x_block_self_attn_layers": [], "qk_norm": None}
+    cfg = comfy.supported_models.SD3(config)
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, "", device=torch.device("cpu"))
+    init_weights(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
