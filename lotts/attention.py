@@ -19,8 +19,11 @@ import torch
 import torch.nn.functional as F
 
 # Upper bound on the elements of one temporary probability block (B x rows x keys).
-# 2**24 fp32 elements = 64 MiB; small next to the model's own activations.
-DEFAULT_CHUNK_ELEMENTS = 1 << 24
+# 2**22 fp32 elements = 16 MiB: a few of these live at once (logits, softmax, pooling),
+# which keeps capture within ~10% of the attention kernel's own memory even at FLUX's
+# 4096 image tokens (benchmarks/b3_attention_memory.py), while U-Net levels still fit
+# in one block per head.
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
 def _heads_view(x: torch.Tensor, heads: int) -> torch.Tensor:

@@ -115,7 +115,9 @@ class Graph:
                 "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}}, "version": 0.4}
 
 
-def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title):
+def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
+                   sampler="euler", scheduler="normal", latent_node="EmptyLatentImage",
+                   guidance=None, negative="blurry, lowres, deformed", why_t0=""):
     """Stock loaders -> fan-out -> decode -> localizer (+preview) -> refine -> harmonize -> save."""
     g = Graph(schemas)
     x = [0, 420, 840, 1260, 1680]
@@ -128,17 +130,21 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
                     {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
                     title="Prompt")
     pos = g.node("CLIPTextEncode", (x[0], 360), title="Positive")
-    neg = g.node("CLIPTextEncode", (x[0], 500), {"text": "blurry, lowres, deformed"}, title="Negative")
-    latent = g.node("EmptyLatentImage", (x[0], 660), {"width": width, "height": height, "batch_size": 1})
+    neg = g.node("CLIPTextEncode", (x[0], 500), {"text": negative}, title="Negative")
+    latent = g.node(latent_node, (x[0], 660), {"width": width, "height": height, "batch_size": 1})
     g.link(ckpt_node, "CLIP", pos, "clip")
     g.link(ckpt_node, "CLIP", neg, "clip")
     g.link(prompt, "STRING", pos, "text")
+    if guidance is not None:  # FLUX-dev: distilled guidance rides on the conditioning
+        guided = g.node("FluxGuidance", (x[0], 800), {"guidance": guidance})
+        g.link(pos, "CONDITIONING", guided, "conditioning")
+        pos = guided
 
     g.note("## 1. Seed fan-out\nN candidates from seeds seed..seed+N-1 (candidate i = KSampler "
            "with seed + i).", (x[1], -180), (360, 120))
     fan = g.node("LoTTSSeedFanOut", (x[1], 0), {"seed": 0, "candidates": 4, "steps": steps,
-                                                "cfg": cfg, "sampler_name": "euler",
-                                                "scheduler": "normal"})
+                                                "cfg": cfg, "sampler_name": sampler,
+                                                "scheduler": scheduler})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (latent, "LATENT", "latent_image")):
         g.link(src, out, fan, inp)
@@ -152,9 +158,10 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
            "will be re-sampled (bright = weak).", (x[2], -220), (380, 180))
     loc = g.node("LoTTSDefectLocalizer", (x[2], 0), {"mask_ratio": 0.5, "prior_weight": 0.5,
                                                      "probe_step": int(steps * 0.75), "seed": 0,
-                                                     "steps": steps, "scheduler": "normal"})
+                                                     "steps": steps, "scheduler": scheduler})
     g.link(ckpt_node, "MODEL", loc, "model")
     g.link(ckpt_node, "CLIP", loc, "clip")
+    g.link(ckpt_node, "VAE", loc, "vae")
     g.link(prompt, "STRING", loc, "prompt")
     g.link(fan, "candidates", loc, "candidates")
     preview = g.node("LoTTSMaskPreview", (x[2], 460), {"opacity": 0.5})
@@ -164,10 +171,10 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
 
     g.note(f"## 3. Masked refine\nRe-noise each candidate to start_step (t0) and re-denoise only "
            f"inside its mask, k = 2 times with new noise, up to end_step. Output: N x k latents, "
-           f"candidate-major.", (x[3], -200), (360, 150))
+           f"candidate-major.\n\nt0 = {start_step} of {steps}: {why_t0}", (x[3], -240), (360, 200))
     ref = g.node("LoTTSMaskedRefine", (x[3], 0), {"seed": 100, "refinements": 2, "steps": steps,
-                                                  "cfg": cfg, "sampler_name": "euler",
-                                                  "scheduler": "normal", "start_step": start_step,
+                                                  "cfg": cfg, "sampler_name": sampler,
+                                                  "scheduler": scheduler, "start_step": start_step,
                                                   "end_step": end_step})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (fan, "candidates", "candidates"),
@@ -177,7 +184,7 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
     g.note("## 4. Harmonize\nThe last steps on the whole image, without the mask, so the "
            "re-sampled regions blend with the rest.", (x[4], -180), (360, 130))
     harm = g.node("LoTTSHarmonize", (x[4], 0), {"seed": 200, "steps": steps, "cfg": cfg,
-                                                "sampler_name": "euler", "scheduler": "normal",
+                                                "sampler_name": sampler, "scheduler": scheduler,
                                                 "start_step": end_step, "add_noise": False})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (ref, "refined", "latent")):
@@ -190,15 +197,34 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
     return g.to_json()
 
 
+# t0 per backbone family. The paper reports SD2.1 ~ 25/50, SDXL ~ 15/50, FLUX ~ 1 of its
+# short schedule: the stronger the model, the earlier (noisier) it can restart and still
+# keep the unmasked context coherent. We keep those fractions of the schedule.
 WORKFLOWS = {
-    # SD1.5: 30 steps, t0 at half the schedule (the paper's SD2.1 choice, 25 of 50).
-    "lotts_sd15.json": dict(ckpt="v1-5-pruned-emaonly.safetensors", width=512, height=512,
-                            steps=30, cfg=7.5, start_step=15, end_step=27,
-                            title="LoTTS on SD1.5"),
-    # SDXL: the paper's t0 ~ 15 of 50 (30% in): 9 of 30.
-    "lotts_sdxl.json": dict(ckpt="sd_xl_base_1.0.safetensors", width=1024, height=1024,
-                            steps=30, cfg=7.0, start_step=9, end_step=27,
-                            title="LoTTS on SDXL"),
+    "lotts_sd15.json": dict(
+        ckpt="v1-5-pruned-emaonly.safetensors", width=512, height=512, steps=30, cfg=7.5,
+        start_step=15, end_step=27, title="LoTTS on SD1.5",
+        why_t0="half-way, the paper's SD2.1 choice (25 of 50)."),
+    "lotts_sdxl.json": dict(
+        ckpt="sd_xl_base_1.0.safetensors", width=1024, height=1024, steps=30, cfg=7.0,
+        start_step=9, end_step=27, title="LoTTS on SDXL",
+        why_t0="30% in, the paper's SDXL choice (15 of 50)."),
+    "lotts_flux_dev.json": dict(
+        ckpt="flux1-dev-fp8.safetensors", width=1024, height=1024, steps=20, cfg=1.0,
+        start_step=4, end_step=18, title="LoTTS on FLUX.1-dev", sampler="euler",
+        scheduler="simple", latent_node="EmptySD3LatentImage", guidance=3.5, negative="",
+        why_t0="20% in: FLUX fixes layout in its first steps, so an early restart (the paper "
+               "uses ~1 step of FLUX's short schedule) still re-draws details freely."),
+    "lotts_flux_schnell.json": dict(
+        ckpt="flux1-schnell-fp8.safetensors", width=1024, height=1024, steps=4, cfg=1.0,
+        start_step=1, end_step=3, title="LoTTS on FLUX.1-schnell", sampler="euler",
+        scheduler="simple", latent_node="EmptySD3LatentImage", negative="",
+        why_t0="step 1 of 4, the paper's FLUX choice."),
+    "lotts_sd35.json": dict(
+        ckpt="sd3.5_large_fp8_scaled.safetensors", width=1024, height=1024, steps=28, cfg=4.5,
+        start_step=8, end_step=25, title="LoTTS on SD3.5 Large", sampler="euler",
+        scheduler="sgm_uniform", latent_node="EmptySD3LatentImage", negative="",
+        why_t0="30% in, as for SDXL: a flow model of similar strength."),
 }
 
 
