@@ -12,6 +12,8 @@ _NODE_MODULES = (
     "mask_preview",
     "masked_refine",
     "harmonize",
+    "verifier_loader",
+    "verifier_pick",
 )
 
 NODE_CLASS_MAPPINGS = {}

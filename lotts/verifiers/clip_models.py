@@ -1,0 +1,374 @@
+"""CLIP-based verifiers on a transformers ``CLIPModel``: HPSv2/v2.1, PickScore, CLIP score,
+LAION aesthetic.
+
+- HPSv2 / HPSv2.1: the published OpenCLIP ViT-H-14 checkpoints (``{'state_dict': ...}``,
+  open_clip key names) are converted on load to a ``CLIPModel`` (q/k/v split from
+  ``in_proj``, ``c_fc/c_proj`` -> ``fc1/fc2``, projections transposed) and loaded strictly.
+  Score = cosine(image, text) as in ``hpsv2.score``; images resized (longer side) and
+  zero-padded to square as open_clip's ``ResizeMaxSize``.
+- PickScore: a transformers CLIP folder (``PickScore_v1``); score = ``logit_scale.exp() *
+  cosine`` as in its model card. CLIP score: same on any CLIP folder, ``100 * cosine``
+  (torchmetrics' convention without its clamp at 0, so rankings stay informative).
+- Aesthetic: the LAION improved-aesthetic-predictor MLP on L2-normalised CLIP ViT-L/14
+  image embeddings (prompt unused).
+
+transformers is imported lazily: without it these verifiers are disabled (see registry).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+import torch
+
+from .base import (Verifier, VerifierError, normalize, resize_longer_pad,
+                   resize_shorter_center_crop, to_nchw)
+from .imagereward import RewardMLP
+from .weights import WEIGHT_EXTENSIONS, load_hf_folder_state_dict, load_state_dict, load_strict
+
+CLIP_TOKENIZER_HINT = ("the CLIP BPE vocabulary (vocab.json + merges.txt, e.g. from "
+                       "https://huggingface.co/openai/clip-vit-large-patch14; ComfyUI ships it in "
+                       "comfy/sd1_tokenizer/)")
+
+
+# ---------------------------------------------------------------- helpers
+def _no_init():
+    """A context that skips transformers' random init (weights are loaded right after)."""
+    try:  # transformers >= 5
+        from transformers.initialization import no_init_weights
+    except ImportError:
+        try:  # transformers 4.x
+            from transformers.modeling_utils import no_init_weights
+        except ImportError:  # pragma: no cover
+            import contextlib
+            return contextlib.nullcontext()
+    return no_init_weights()
+
+
+def _build_clip(config):
+    from transformers import CLIPModel
+    with _no_init():
+        model = CLIPModel(config)
+    return model
+
+
+def _is_tokenizer_dir(d: str) -> bool:
+    return bool(d) and (os.path.isfile(os.path.join(d, "tokenizer.json")) or (
+        os.path.isfile(os.path.join(d, "vocab.json")) and os.path.isfile(os.path.join(d, "merges.txt"))))
+
+
+def find_clip_tokenizer(weights_path: str, extra_dirs=()) -> str | None:
+    base = weights_path if os.path.isdir(weights_path) else os.path.dirname(os.path.abspath(weights_path))
+    cands = [base, os.path.join(base, "tokenizer")]
+    if not os.path.isdir(weights_path):
+        stem = os.path.splitext(os.path.basename(weights_path))[0]
+        cands.insert(0, os.path.join(base, stem + "_tokenizer"))
+    cands += list(extra_dirs)
+    for d in cands:
+        if _is_tokenizer_dir(d):
+            return d
+    return None
+
+
+class ClipTextTokenizer:
+    def __init__(self, folder: str, max_length: int):
+        try:
+            from transformers import CLIPTokenizerFast as Tok
+        except ImportError:  # pragma: no cover
+            from transformers import CLIPTokenizer as Tok
+        try:
+            self.tok = Tok.from_pretrained(folder, local_files_only=True)
+        except Exception as e:
+            raise VerifierError(f"CLIP tokenizer in {folder} does not load: {type(e).__name__}: {e}") from None
+        self.max_length = max_length
+        self.eos_id = self.tok.eos_token_id
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        ids = self.tok(prompt, padding="max_length", truncation=True, max_length=self.max_length,
+                       return_tensors="pt")["input_ids"]
+        return ids[:, :self.max_length]
+
+
+def _feature(out):
+    """``pooler_output`` of a vision/text tower output (a tuple in old versions)."""
+    return out.pooler_output if hasattr(out, "pooler_output") else out[1]
+
+
+def image_embeds(model, pixel_values):
+    return model.visual_projection(_feature(model.vision_model(pixel_values=pixel_values)))
+
+
+def text_embeds(model, input_ids):
+    return model.text_projection(_feature(model.text_model(input_ids=input_ids)))
+
+
+def _l2(x):
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------- verifiers
+class ClipVerifier(Verifier):
+    """cosine(image, text) * scale; subclasses pick the preprocessing and the scale."""
+
+    name = "CLIPScore"
+    pad_to_square = False
+
+    def __init__(self, model, tokenizer: ClipTextTokenizer, dtype=torch.float32, scale=None):
+        super().__init__(ClipHolder(model), dtype)
+        self.tokenizer = tokenizer
+        self.image_size = model.config.vision_config.image_size
+        self.scale = scale
+
+    def prepare(self, images, prompt):
+        x = to_nchw(images)
+        x = resize_longer_pad(x, self.image_size) if self.pad_to_square else \
+            resize_shorter_center_crop(x, self.image_size)
+        return {"pixel_values": normalize(x), "input_ids": self.tokenizer(prompt)}
+
+    def forward(self, inputs):
+        clip = self.model.clip
+        img = _l2(image_embeds(clip, inputs["pixel_values"]).float())
+        txt = _l2(text_embeds(clip, inputs["input_ids"]).float())
+        scale = clip.logit_scale.float().exp() if self.scale is None else self.scale
+        return scale * (img @ txt.T)[:, 0]
+
+
+class HPSVerifier(ClipVerifier):
+    name = "HPSv2"
+    pad_to_square = True
+
+
+class PickScoreVerifier(ClipVerifier):
+    name = "PickScore"
+
+
+class AestheticVerifier(Verifier):
+    name = "Aesthetic"
+    uses_prompt = False
+
+    def __init__(self, model, dtype=torch.float32):
+        super().__init__(model, dtype)
+        self.image_size = model.clip.config.vision_config.image_size
+
+    def prepare(self, images, prompt):
+        return {"pixel_values": normalize(resize_shorter_center_crop(to_nchw(images), self.image_size))}
+
+    def forward(self, inputs):
+        emb = _l2(image_embeds(self.model.clip, inputs["pixel_values"]).float())
+        return self.model.mlp(emb.to(self.model.mlp.layers[0].weight.dtype)).float().squeeze(-1)
+
+
+class ClipHolder(torch.nn.Module):
+    """A plain ``nn.Module`` around a transformers model, so hosts may set attributes such
+    as ``device`` on it (ComfyUI's ModelPatcher does; ``PreTrainedModel.device`` is read-only)."""
+
+    def __init__(self, clip):
+        super().__init__()
+        self.clip = clip
+
+
+class _AestheticModel(torch.nn.Module):
+    def __init__(self, clip, mlp):
+        super().__init__()
+        self.clip, self.mlp = clip, mlp
+
+
+# ---------------------------------------------------------------- HF folders
+def _read_clip_folder(folder: str, what: str):
+    from transformers import CLIPConfig
+    cfg_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise VerifierError(f"{what}: {folder} is not a transformers CLIP folder (no config.json)")
+    with open(cfg_path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    if cfg.get("model_type") != "clip":
+        raise VerifierError(f"{what}: {folder}/config.json describes a '{cfg.get('model_type')}' model, "
+                            "not a CLIP model ('model_type': 'clip'). Is it the right folder?")
+    config = CLIPConfig.from_dict(cfg)
+    model = _build_clip(config)
+    load_strict(model, load_hf_folder_state_dict(folder, what), what)
+    return model
+
+
+def _tokenizer_for(path, model, what, tokenizer_dirs):
+    d = find_clip_tokenizer(path, tokenizer_dirs)
+    if d is None:
+        where = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        raise VerifierError(f"{what}: no CLIP tokenizer found beside the weights in {where} (looked for "
+                            f"tokenizer.json or vocab.json + merges.txt there and in tokenizer/). It needs "
+                            f"{CLIP_TOKENIZER_HINT}.")
+    return ClipTextTokenizer(d, model.config.text_config.max_position_embeddings)
+
+
+def load_pickscore(path, dtype=torch.float32, device="cpu", tokenizer_dirs=(), **_):
+    model = _read_clip_folder(path, "PickScore weights")
+    tok = _tokenizer_for(path, model, "PickScore", tokenizer_dirs)
+    return PickScoreVerifier(model.to(device=device, dtype=dtype), tok, dtype, scale=None)
+
+
+def load_clipscore(path, dtype=torch.float32, device="cpu", tokenizer_dirs=(), **_):
+    model = _read_clip_folder(path, "CLIPScore weights")
+    tok = _tokenizer_for(path, model, "CLIPScore", tokenizer_dirs)
+    v = ClipVerifier(model.to(device=device, dtype=dtype), tok, dtype, scale=100.0)
+    return v
+
+
+AESTHETIC_MLP_NAME = "sac+logos+ava1-l14-linearMSE.pth"
+AESTHETIC_CLIP_DIR = "clip-vit-large-patch14"
+
+
+def _aesthetic_files(path: str):
+    """(mlp file, CLIP folder): ``path`` is the MLP file (CLIP folder beside it) or a folder
+    holding both (config.json + weights, and an MLP file)."""
+    if os.path.isdir(path):
+        mlps = sorted(f for f in os.listdir(path) if f.endswith(WEIGHT_EXTENSIONS) and
+                      not f.startswith(("model", "pytorch_model")))
+        if not mlps:
+            raise VerifierError(f"Aesthetic: no MLP file (e.g. {AESTHETIC_MLP_NAME}) in {path}")
+        return os.path.join(path, mlps[0]), path
+    base = os.path.dirname(os.path.abspath(path))
+    for d in (os.path.join(base, AESTHETIC_CLIP_DIR), base):
+        if os.path.isfile(os.path.join(d, "config.json")):
+            return path, d
+    raise VerifierError(
+        f"Aesthetic needs the CLIP ViT-L/14 image encoder as a transformers folder "
+        f"'{AESTHETIC_CLIP_DIR}/' (config.json + model.safetensors from "
+        f"https://huggingface.co/openai/clip-vit-large-patch14) beside {os.path.basename(path)} in {base}; "
+        f"not found. Enable the loader's download option or put it there.")
+
+
+def _aesthetic_mlp(mlp_path):
+    sd = load_state_dict(mlp_path, "Aesthetic MLP weights")
+    dims = RewardMLP.dims_from(sd, "layers.")
+    if dims is None:
+        raise VerifierError(f"Aesthetic MLP weights: '{os.path.basename(mlp_path)}' is not the LAION "
+                            "aesthetic predictor (expected keys layers.0/2/4/6/7.weight)")
+    return sd, dims
+
+
+def load_aesthetic(path, dtype=torch.float32, device="cpu", **_):
+    if os.path.isfile(path):  # check the MLP file itself before looking for the CLIP folder
+        _aesthetic_mlp(path)
+    mlp_path, clip_dir = _aesthetic_files(path)
+    sd, dims = _aesthetic_mlp(mlp_path)
+    mlp = RewardMLP(dims)
+    load_strict(mlp, sd, "Aesthetic MLP weights")
+    clip = _read_clip_folder(clip_dir, "Aesthetic CLIP weights")
+    if clip.config.projection_dim != dims[0]:
+        raise VerifierError(f"Aesthetic: the MLP takes {dims[0]}-d embeddings but the CLIP in {clip_dir} "
+                            f"makes {clip.config.projection_dim}-d ones (it needs CLIP ViT-L/14)")
+    return AestheticVerifier(_AestheticModel(clip, mlp).to(device=device, dtype=dtype), dtype)
+
+
+# ---------------------------------------------------------------- HPS: OpenCLIP -> CLIPModel
+def _count(sd, pattern):
+    idx = [int(m.group(1)) for k in sd if (m := re.match(pattern, k))]
+    return 1 + max(idx) if idx else 0
+
+
+def hps_config_from_state_dict(sd: dict, open_clip_cfg: dict | None = None):
+    """A ``CLIPConfig`` for an OpenCLIP checkpoint, sizes from its shapes; head counts from
+    an open_clip model json beside the file, else ViT-H-14's conventions (head width 80 for
+    a 1280-wide vision tower, else 64; 64 for text)."""
+    from transformers import CLIPConfig
+    try:
+        conv = sd["visual.conv1.weight"]
+        vpos = sd["visual.positional_embedding"]
+        tok = sd["token_embedding.weight"]
+        tpos = sd["positional_embedding"]
+        proj = sd["visual.proj"]
+        t_inner = sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+        v_inner = sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+    except KeyError as e:
+        raise VerifierError(f"HPS weights: the file is not an OpenCLIP checkpoint (no key {e}; expected "
+                            "visual.*, transformer.resblocks.*, token_embedding.*). Is it the right file "
+                            "for this verifier?") from None
+    oc = open_clip_cfg or {}
+    vc, tc = oc.get("vision_cfg", {}), oc.get("text_cfg", {})
+    vw, patch = conv.shape[0], conv.shape[-1]
+    grid = int(math.isqrt(vpos.shape[0] - 1))
+    tw = tok.shape[1]
+    v_head = int(vc.get("head_width", 80 if vw == 1280 else 64))
+    t_heads = int(tc.get("heads", max(1, tw // 64)))
+    vision = dict(hidden_size=vw, intermediate_size=v_inner, num_hidden_layers=_count(sd, r"visual\.transformer\.resblocks\.(\d+)\."),
+                  num_attention_heads=max(1, vw // v_head), image_size=grid * patch, patch_size=patch,
+                  projection_dim=proj.shape[1], hidden_act="gelu", layer_norm_eps=1e-5)
+    text = dict(vocab_size=tok.shape[0], hidden_size=tw, intermediate_size=t_inner,
+                num_hidden_layers=_count(sd, r"transformer\.resblocks\.(\d+)\."), num_attention_heads=t_heads,
+                max_position_embeddings=tpos.shape[0], projection_dim=proj.shape[1], hidden_act="gelu",
+                layer_norm_eps=1e-5, bos_token_id=tok.shape[0] - 2, eos_token_id=tok.shape[0] - 1, pad_token_id=0)
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=proj.shape[1])
+
+
+def openclip_to_hf(sd: dict) -> dict:
+    """Rename an OpenCLIP ``CLIP`` state dict to transformers ``CLIPModel`` keys."""
+    out = {}
+    for k, v in sd.items():
+        if k in ("attn_mask", "visual.attn_mask") or k.endswith(".attn_mask"):
+            continue
+        if k.startswith("visual."):
+            rest, tower, prefix = k[len("visual."):], "vision_model", "vision_model."
+        else:
+            rest, tower, prefix = k, "text_model", "text_model."
+        m = re.match(r"transformer\.resblocks\.(\d+)\.(.+)", rest)
+        if m:
+            i, name = m.group(1), m.group(2)
+            p = f"{prefix}encoder.layers.{i}."
+            if name in ("attn.in_proj_weight", "attn.in_proj_bias"):
+                kind = name.rsplit("_", 1)[1]
+                for part, t in zip(("q_proj", "k_proj", "v_proj"), v.chunk(3, dim=0)):
+                    out[f"{p}self_attn.{part}.{kind}"] = t
+                continue
+            name = (name.replace("attn.out_proj", "self_attn.out_proj").replace("ln_1", "layer_norm1")
+                    .replace("ln_2", "layer_norm2").replace("mlp.c_fc", "mlp.fc1").replace("mlp.c_proj", "mlp.fc2"))
+            out[p + name] = v
+            continue
+        simple = {
+            "text_model": {"token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+                           "positional_embedding": "text_model.embeddings.position_embedding.weight",
+                           "ln_final.weight": "text_model.final_layer_norm.weight",
+                           "ln_final.bias": "text_model.final_layer_norm.bias",
+                           "logit_scale": "logit_scale"},
+            "vision_model": {"class_embedding": "vision_model.embeddings.class_embedding",
+                             "positional_embedding": "vision_model.embeddings.position_embedding.weight",
+                             "conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+                             "ln_pre.weight": "vision_model.pre_layrnorm.weight",
+                             "ln_pre.bias": "vision_model.pre_layrnorm.bias",
+                             "ln_post.weight": "vision_model.post_layernorm.weight",
+                             "ln_post.bias": "vision_model.post_layernorm.bias"},
+        }[tower]
+        if rest in simple:
+            out[simple[rest]] = v
+        elif tower == "text_model" and rest == "text_projection":
+            out["text_projection.weight"] = v.t().contiguous()
+        elif tower == "vision_model" and rest == "proj":
+            out["visual_projection.weight"] = v.t().contiguous()
+        else:
+            out["<unmapped>." + k] = v  # load_strict reports it as unexpected
+    return out
+
+
+def load_hps(path, dtype=torch.float32, device="cpu", tokenizer_dirs=(), name="HPSv2", **_):
+    what = f"{name} weights"
+    sd = load_state_dict(path, what)
+    if not any(k.startswith("vision_model.") for k in sd):
+        oc = None
+        oc_path = os.path.join(os.path.dirname(os.path.abspath(path)), "open_clip_config.json")
+        if os.path.isfile(oc_path):
+            with open(oc_path, encoding="utf-8") as f:
+                oc = json.load(f)
+        config = hps_config_from_state_dict(sd, oc)
+        sd = openclip_to_hf(sd)
+    else:  # already converted (transformers keys) in a .safetensors with a config.json beside
+        raise VerifierError(f"{what}: '{os.path.basename(path)}' has transformers CLIP keys; pick the original "
+                            "OpenCLIP checkpoint (HPS_v2*.pt) or its safetensors conversion instead")
+    model = _build_clip(config)
+    load_strict(model, sd, what)
+    del sd
+    tok = _tokenizer_for(path, model, name, tokenizer_dirs)
+    v = HPSVerifier(model.to(device=device, dtype=dtype), tok, dtype, scale=1.0)
+    v.name = name
+    return v

@@ -1,0 +1,122 @@
+"""LoTTSVerifierPick: score a batch of images with a verifier and return the best ones."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+import comfy.model_management as mm
+
+from ..lotts.verifiers import VerifierError, rank
+
+CATEGORY = "LoTTS"
+
+
+def _reorder_latent(latent: dict, order: list[int], batch: int) -> dict:
+    if not isinstance(latent, dict) or "samples" not in latent:
+        raise ValueError("'latents' is not a LATENT (a dict with 'samples')")
+    samples = latent["samples"]
+    if samples.shape[0] != batch:
+        raise ValueError(f"'latents' has a batch of {samples.shape[0]} but 'images' has {batch}: connect the "
+                         "latents the images were decoded from (same batch, same order)")
+    idx = torch.tensor(order, dtype=torch.long)
+    out = dict(latent)
+    out["samples"] = samples[idx.to(samples.device)]
+    mask = latent.get("noise_mask")
+    if isinstance(mask, torch.Tensor) and mask.ndim >= 1 and mask.shape[0] == batch:
+        out["noise_mask"] = mask[idx.to(mask.device)]
+    if isinstance(latent.get("batch_index"), (list, tuple)) and len(latent["batch_index"]) == batch:
+        out["batch_index"] = [latent["batch_index"][i] for i in order]
+    return out
+
+
+def _reorder_masks(masks: torch.Tensor, order: list[int], batch: int) -> torch.Tensor:
+    if masks.ndim == 2:
+        masks = masks.unsqueeze(0)
+    if masks.ndim != 3:
+        raise ValueError(f"'masks' must be a MASK (B, H, W); got shape {tuple(masks.shape)}")
+    if masks.shape[0] == 1 and batch > 1:
+        masks = masks.expand(batch, -1, -1)
+    if masks.shape[0] != batch:
+        raise ValueError(f"'masks' has a batch of {masks.shape[0]} but 'images' has {batch}")
+    return masks[torch.tensor(order, dtype=torch.long, device=masks.device)]
+
+
+def scores_text(scores: list[float], order: list[int], name: str, top_k: int) -> str:
+    lines = [f"{name}: {len(scores)} images, best first (index: score)"]
+    for r, i in enumerate(order):
+        mark = "  <- picked" if r < top_k else ""
+        lines.append(f"#{r + 1}  image {i}: {scores[i]:.4f}{mark}")
+    return "\n".join(lines)
+
+
+class LoTTSVerifierPick:
+    DESCRIPTION = ("Scores every image of the batch against the prompt with the verifier (one batched "
+                   "pass) and returns the top_k best, best first. Latents and masks given alongside are "
+                   "passed through in the same ranked order. Ties keep input order; a top_k larger than "
+                   "the batch is clamped to the batch size. The scores are shown on the node.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "LATENT", "INT", "STRING", "IMAGE", "MASK")
+    RETURN_NAMES = ("best", "best_latent", "best_index", "scores", "ranked", "best_mask")
+    OUTPUT_TOOLTIPS = (
+        "The top_k highest-scoring images, best first.",
+        "The latents of those top_k images, best first (None when no latents were connected).",
+        "Index (0-based, in the input batch) of the best image.",
+        "All scores as a JSON list, in input order.",
+        "The whole batch, best first.",
+        "The masks of the top_k images, best first (None when no masks were connected).",
+    )
+    FUNCTION = "pick"
+    OUTPUT_NODE = False
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "verifier": ("LOTTS_VERIFIER", {"tooltip": "A verifier from LoTTS Verifier Loader."}),
+            "images": ("IMAGE", {"tooltip": "The candidate images (a batch, RGB). Every image is scored."}),
+            "prompt": ("STRING", {"multiline": True, "default": "",
+                                  "tooltip": "The prompt the images were generated from (the Aesthetic "
+                                             "verifier ignores it; the others need it)."}),
+            "top_k": ("INT", {"default": 1, "min": 1, "max": 4096,
+                              "tooltip": "How many of the best images to return in 'best'. More than the "
+                                         "batch size is clamped to the batch size."}),
+        }, "optional": {
+            "latents": ("LATENT", {"tooltip": "The latents of the same images (same batch, same order): "
+                                              "returned ranked as best_latent."}),
+            "masks": ("MASK", {"tooltip": "Masks of the same images (batch of the images, or 1): "
+                                          "returned ranked as best_mask."}),
+        }}
+
+    def pick(self, verifier, images, prompt, top_k, latents=None, masks=None):
+        if not hasattr(verifier, "score"):
+            raise ValueError("'verifier' is not a LOTTS_VERIFIER: connect LoTTS Verifier Loader")
+        mm.throw_exception_if_processing_interrupted()
+        try:
+            scores = verifier.score(images, prompt)
+        except VerifierError as e:
+            raise ValueError(str(e)) from None
+        vals = [float(s) for s in scores.tolist()]
+        order = rank(vals)
+        k = min(int(top_k), len(order))
+        if int(top_k) < 1:
+            raise ValueError(f"'top_k' must be at least 1; got {top_k}")
+        idx = torch.tensor(order, dtype=torch.long, device=images.device)
+        ranked = images[idx]
+        best = ranked[:k]
+        best_latent = _reorder_latent(latents, order, len(order)) if latents is not None else None
+        if best_latent is not None:
+            best_latent["samples"] = best_latent["samples"][:k]
+            if isinstance(best_latent.get("noise_mask"), torch.Tensor) and \
+                    best_latent["noise_mask"].shape[0] == len(order):
+                best_latent["noise_mask"] = best_latent["noise_mask"][:k]
+            if isinstance(best_latent.get("batch_index"), list):
+                best_latent["batch_index"] = best_latent["batch_index"][:k]
+        best_mask = _reorder_masks(masks, order, len(order))[:k] if masks is not None else None
+        text = scores_text(vals, order, getattr(verifier, "name", "verifier"), k)
+        return {"ui": {"text": [text]},
+                "result": (best, best_latent, order[0], json.dumps(vals), ranked, best_mask)}
+
+
+NODE_CLASS_MAPPINGS = {"LoTTSVerifierPick": LoTTSVerifierPick}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSVerifierPick": "LoTTS Verifier Pick"}
