@@ -1,0 +1,169 @@
+"""e2e tier: a real ComfyUI server with the pack in its custom_nodes.
+
+Fixtures (session-scoped unless noted):
+
+* ``comfy_env``   (comfy_path, python, probe info) or a one-line skip. ComfyUI is found by
+                  ``comfy_host.find_comfyui()`` (COMFYUI_PATH, or the ComfyUI this repo sits
+                  in); the server's python by ``comfy_host.comfyui_python()``
+                  (COMFYUI_PYTHON, else <ComfyUI>/.venv/bin/python, else this python),
+                  checked by a subprocess that imports torch + comfy.model_management.
+* ``tiny_ckpt``   path of the cached tiny SD1.5 checkpoint (tiny_checkpoint.py, built once
+                  with ComfyUI's python into ~/.cache/lotts-tests/<version>/).
+* ``comfy``       a ComfyClient (comfy_server.py) for a server started on a free loopback
+                  port with a private --base-directory; stopped at session end. Its log is
+                  attached to every failing test that used it.
+* ``pack_node_ids``  the pack's NODE_CLASS_MAPPINGS keys, from loading the repo through
+                  ComfyUI's own custom-node loader in a subprocess (ComfyUI's python).
+
+Env: LOTTS_E2E_KEEP=1 keeps the base directory (it is also kept when a test failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = os.path.dirname(HERE)
+for _p in (TESTS_DIR, HERE):
+    if _p not in sys.path:
+        sys.path.append(_p)
+
+import comfy_host  # noqa: E402
+import comfy_server  # noqa: E402
+
+_failed = {"n": 0}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        _failed["n"] += 1
+        client = getattr(item, "funcargs", {}).get("comfy")
+        if client is not None:
+            rep.sections.append((f"ComfyUI server log tail ({client.log_path})",
+                                 client.log_tail(80)))
+
+
+@pytest.fixture(scope="session")
+def comfy_env():
+    path = comfy_host.find_comfyui()
+    if path is None:
+        pytest.skip(comfy_server.NO_COMFYUI_REASON)
+    if not os.path.isfile(os.path.join(path, "main.py")):
+        pytest.skip(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py)")
+    python = comfy_host.comfyui_python(path)
+    info, reason = comfy_server.probe_python(python, path)
+    if info is None:
+        pytest.skip(reason)
+    # Load the pack through ComfyUI's loader in the background (~10 s), overlapping the
+    # checkpoint build and the server start; ``pack_nodes`` collects the result.
+    listing = _start_pack_listing(path, python)
+    yield path, python, info
+    if listing.poll() is None:
+        listing.kill()
+    listing.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(comfy_env):
+    path, python, _ = comfy_env
+    try:
+        return comfy_server.tiny_checkpoint(python, path)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_env, tiny_ckpt):
+    path, python, info = comfy_env
+    base = comfy_server.make_base_dir(tiny_ckpt)
+    srv = comfy_server.ComfyServer(path, python, base, frontend=info["frontend"])
+    try:
+        srv.start(timeout=float(os.environ.get("LOTTS_E2E_START_TIMEOUT", "90")))
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    client = comfy_server.ComfyClient(srv)
+    try:
+        yield client
+    finally:
+        srv.stop()
+        if _failed["n"] or os.environ.get("LOTTS_E2E_KEEP"):
+            sys.stderr.write(f"\n[e2e] ComfyUI base directory kept: {base}\n")
+        else:
+            comfy_server.remove_base_dir(base)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt_name():
+    return comfy_server.TINY_CKPT_NAME
+
+
+_LIST_PACK = r"""
+import json, sys
+sys.path.append(sys.argv[1])
+import comfy_host
+path, reason = comfy_host._import_comfyui()
+if path is None:
+    print("LOTTS_PACK_JSON " + json.dumps({"error": reason})); sys.exit(0)
+try:
+    m = comfy_host.load_pack()
+except Exception as e:
+    print("LOTTS_PACK_JSON " + json.dumps({"error": f"{type(e).__name__}: {e}"})); sys.exit(0)
+print("LOTTS_PACK_JSON " + json.dumps({"ids": list(m.NODE_CLASS_MAPPINGS),
+                                       "display": dict(m.NODE_DISPLAY_NAME_MAPPINGS)}))
+"""
+
+
+def _start_pack_listing(comfy_path: str, python: str) -> subprocess.Popen:
+    env = dict(os.environ, COMFYUI_PATH=comfy_path)
+    proc = subprocess.Popen([python, "-c", _LIST_PACK, TESTS_DIR], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=comfy_path)
+    _listings[(comfy_path, python)] = proc
+    return proc
+
+
+_listings: dict = {}
+
+
+def list_pack_nodes(comfy_path: str, python: str, timeout: float = 300) -> dict:
+    """{"ids", "display"} or {"error", "log"}: the repo loaded by ComfyUI's custom-node
+    loader (comfy_host.load_pack) in a subprocess with ComfyUI's python."""
+    proc = _listings.pop((comfy_path, python), None) or _start_pack_listing(comfy_path, python)
+    _listings.pop((comfy_path, python), None)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        return {"error": f"loading the pack took over {timeout:.0f}s", "log": out[-4000:]}
+    for line in out.splitlines():
+        if line.startswith("LOTTS_PACK_JSON "):
+            res = json.loads(line[len("LOTTS_PACK_JSON "):])
+            if "error" in res:
+                res["log"] = out[-4000:]
+            return res
+    return {"error": f"pack listing subprocess failed (rc {proc.returncode})", "log": out[-4000:]}
+
+
+@pytest.fixture(scope="session")
+def pack_nodes(comfy_env):
+    """{"ids": [...], "display": {...}}; fails the test (with the loader's log) if the pack
+    does not import through ComfyUI's loader."""
+    path, python, _ = comfy_env
+    out = list_pack_nodes(path, python)
+    if "error" in out:
+        pytest.fail(f"the pack does not load through ComfyUI's loader: {out['error']}\n"
+                    f"{out.get('log', '')}", pytrace=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pack_node_ids(pack_nodes):
+    return list(pack_nodes["ids"])
