@@ -65,26 +65,33 @@ def best_of_n_nfe(samples: int, steps: int, cfg: float, calls_per_step: int = 1)
 
 
 def lotts_nfe(candidates: int, steps: int, cfg: float, refinements: int, start_step: int,
-              depth: int = 1, calls_per_step: int = 1,
+              harmonize_steps: int = 0, depth: int = 1, calls_per_step: int = 1,
               probe_conditionings: int = PROBE_CONDITIONINGS) -> dict[str, int]:
     """NFE of a LoTTS run, per stage, and the total.
 
-        candidates  N * T * c
-        probes      N * 3                       (one probe pass, three conditionings)
-        refinement  N * k * (T - t0) * c        (masked + harmonization steps)
-        per extra depth level: 3 probes + k * (T - t0) * c on the current best
+        candidates     N * T * c
+        probes         N * 3                        (one probe pass, three conditionings)
+        refinement     N * k * (T - t0 - h) * c     (masked steps)
+        harmonization  N * k * h * c                (the last h steps, unmasked)
+        per extra depth level, on the current best: 3 probes + k * (T - t0) * c
 
     ``c`` is :func:`nfe_per_step`. The probe pass is not guided, so it costs one
-    evaluation per conditioning.
+    evaluation per conditioning. With ``refinements == 0`` LoTTS is plain Best-of-N: no
+    probes, no refinement.
     """
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
+    if not 0 <= harmonize_steps <= steps - start_step - 1 and refinements:
+        raise ValueError(f"harmonize_steps ({harmonize_steps}) must leave at least one masked "
+                         f"step between start_step ({start_step}) and steps ({steps})")
     c = nfe_per_step(cfg, calls_per_step)
-    tail = steps - start_step
+    masked = steps - start_step - harmonize_steps
+    rounds = candidates + (depth - 1) if refinements else 0  # samples localized and refined
     out = {
         "candidates": candidates * steps * c,
-        "probes": candidates * probe_conditionings + (depth - 1) * probe_conditionings,
-        "refinement": candidates * refinements * tail * c + (depth - 1) * refinements * tail * c,
+        "probes": rounds * probe_conditionings,
+        "refinement": rounds * refinements * masked * c,
+        "harmonization": rounds * refinements * harmonize_steps * c,
     }
     out["total"] = sum(out.values())
     return out

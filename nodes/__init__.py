@@ -14,6 +14,8 @@ _NODE_MODULES = (
     "harmonize",
     "verifier_loader",
     "verifier_pick",
+    "lotts_sampler",
+    "best_of_n",
 )
 
 NODE_CLASS_MAPPINGS = {}

@@ -35,23 +35,36 @@ class LoTTSSeedFanOut:
 
     def fan_out(self, model, positive, negative, latent_image, seed, candidates, steps, cfg,
                 sampler_name, scheduler):
-        samples = check_latent(model, latent_image, "latent_image")
-        check_conditioning(model, positive, "positive")
-        check_conditioning(model, negative, "negative")
-        if samples.shape[0] != 1:
-            raise ValueError(f"latent_image has a batch of {samples.shape[0]}; the fan-out makes "
-                             "the batch itself: give a batch-1 latent and set candidates.")
-        if candidates < 1:
-            raise ValueError(f"candidates must be >= 1, got {candidates}.")
-        batch = samples.expand(candidates, -1, -1, -1).contiguous()
-        seeds = [seed + i for i in range(candidates)]
-        one_by_one = sampler_name not in BATCH_SAFE_SAMPLERS
-        progress = Progress(model, candidates * steps if one_by_one else steps)
-        out = sample(model, batch, seeds, steps, cfg, sampler_name, scheduler, positive,
-                     negative, progress, one_by_one=one_by_one)
-        result = {k: v for k, v in latent_image.items() if k not in ("samples", "noise_mask", "batch_index")}
-        result["samples"] = out
-        return (result,)
+        return (sample_candidates(model, positive, negative, latent_image, seed, candidates,
+                                  steps, cfg, sampler_name, scheduler),)
+
+
+def fan_out_passes(candidates: int, sampler_name: str) -> int:
+    """Sampling passes the fan-out makes (for progress bars): 1 batched, or N."""
+    return 1 if sampler_name in BATCH_SAFE_SAMPLERS else candidates
+
+
+def sample_candidates(model, positive, negative, latent_image, seed, candidates, steps, cfg,
+                      sampler_name, scheduler, progress=None) -> dict:
+    """The fan-out: candidate i sampled with seed + i (see the node's description)."""
+    samples = check_latent(model, latent_image, "latent_image")
+    check_conditioning(model, positive, "positive")
+    check_conditioning(model, negative, "negative")
+    if samples.shape[0] != 1:
+        raise ValueError(f"latent_image has a batch of {samples.shape[0]}; the fan-out makes "
+                         "the batch itself: give a batch-1 latent and set candidates.")
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {candidates}.")
+    batch = samples.expand(candidates, -1, -1, -1).contiguous()
+    seeds = [seed + i for i in range(candidates)]
+    passes = fan_out_passes(candidates, sampler_name)
+    progress = progress or Progress(model, passes * steps)
+    out = sample(model, batch, seeds, steps, cfg, sampler_name, scheduler, positive,
+                 negative, progress, one_by_one=passes > 1)
+    result = {k: v for k, v in latent_image.items()
+              if k not in ("samples", "noise_mask", "batch_index")}
+    result["samples"] = out
+    return result
 
 
 NODE_CLASS_MAPPINGS = {"LoTTSSeedFanOut": LoTTSSeedFanOut}

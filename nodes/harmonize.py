@@ -40,19 +40,26 @@ class LoTTSHarmonize:
 
     def harmonize(self, model, positive, negative, latent, seed, steps, cfg, sampler_name,
                   scheduler, start_step, add_noise):
-        samples = check_latent(model, latent, "latent")
-        check_conditioning(model, positive, "positive")
-        check_conditioning(model, negative, "negative")
-        check_steps(steps, start_step, steps)
-        seeds = [seed + i for i in range(samples.shape[0])]
-        progress = Progress(model, steps - start_step)
-        # noise_mask is dropped on purpose: harmonization is global.
-        out = sample(model, samples, seeds, steps, cfg, sampler_name, scheduler, positive,
-                     negative, progress, start_step=start_step, last_step=steps,
-                     force_full_denoise=True, add_noise=add_noise)
-        result = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask", "batch_index")}
-        result["samples"] = out
-        return (result,)
+        return (harmonize_latents(model, positive, negative, latent, seed, steps, cfg,
+                                  sampler_name, scheduler, start_step, add_noise),)
+
+
+def harmonize_latents(model, positive, negative, latent, seed, steps, cfg, sampler_name,
+                      scheduler, start_step, add_noise, progress=None) -> dict:
+    """Steps [start_step, steps] on the whole image, no mask (see the node's description)."""
+    samples = check_latent(model, latent, "latent")
+    check_conditioning(model, positive, "positive")
+    check_conditioning(model, negative, "negative")
+    check_steps(steps, start_step, steps)
+    seeds = [seed + i for i in range(samples.shape[0])]
+    progress = progress or Progress(model, steps - start_step)
+    # noise_mask is dropped on purpose: harmonization is global.
+    out = sample(model, samples, seeds, steps, cfg, sampler_name, scheduler, positive,
+                 negative, progress, start_step=start_step, last_step=steps,
+                 force_full_denoise=True, add_noise=add_noise)
+    result = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask", "batch_index")}
+    result["samples"] = out
+    return result
 
 
 NODE_CLASS_MAPPINGS = {"LoTTSHarmonize": LoTTSHarmonize}

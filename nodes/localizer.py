@@ -13,7 +13,6 @@ import torch
 
 import comfy.model_management
 import comfy.samplers
-import comfy.utils
 
 from ..lotts.localize import feather_mask, grow_mask, localize, resize_mask
 from ..lotts.attention import resize_map
@@ -21,7 +20,7 @@ from ..lotts.preview import colorize
 from ..lotts.prompts import DEFAULT_NEGATIVE_TEMPLATE, DEFAULT_POSITIVE_TEMPLATE, quality_prompts
 from .attention_capture import make_recorder, probe
 from .ui_previews import latent_to_rgb, localizer_viewer
-from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, check_latent, pixel_size,
+from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, Progress, check_latent, pixel_size,
                      scheduler_input, seeded_noise)
 
 
@@ -109,46 +108,63 @@ class LoTTSDefectLocalizer:
     def localize(self, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
                  positive_template, negative_template, seed, steps=20, scheduler="normal",
                  grow=0, feather=0, vae=None):
-        if not 0.0 < mask_ratio <= 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}.")
-        if prior_weight < 0:
-            raise ValueError(f"prior_weight must be >= 0, got {prior_weight}.")
-        pos_text, neg_text = quality_prompts(prompt, positive_template, negative_template)
-        if clip is None:
-            raise ValueError("clip is missing: connect the checkpoint's CLIP output.")
-        samples = check_latent(model, candidates, "candidates")
-        if not 0 <= probe_step < steps:
-            raise ValueError(f"probe_step ({probe_step}) must be in [0, steps) = [0, {steps}).")
-
-        conds, weights = zip(*(encode(clip, t) for t in (prompt.strip(), pos_text, neg_text)))
-        sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"),
-                                                 scheduler, steps)
-        sigma = float(sigmas[probe_step])
-
-        n = samples.shape[0]
-        pbar = comfy.utils.ProgressBar(n)
-        masks, maps = [], []
-        for i in range(n):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            recorder, blocks = make_recorder(model, dict(enumerate(weights)), samples.shape)
-            patched = model.clone()
-            recorder.patch(patched, blocks)
-            one = samples[i:i + 1]
-            probe(patched, list(conds), one, seeded_noise(one, [seed + i]), sigma, seed + i)
-            acc = recorder.acc
-            mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
-                               acc.self_matrix(), mask_ratio, prior_weight)
-            masks.append(mask.cpu())
-            maps.append(p.cpu())
-            pbar.update_absolute(i + 1, n)
-
-        size = pixel_size(samples)
-        mask = resize_mask(torch.cat(masks), size)
-        mask = feather_mask(grow_mask(mask, grow), feather)
-        heatmap = colorize(resize_map(torch.cat(maps), size))
+        mask, heatmap = localize_candidates(model, clip, prompt, candidates, mask_ratio,
+                                            prior_weight, probe_step, positive_template,
+                                            negative_template, seed, steps, scheduler, grow,
+                                            feather)
+        samples = candidates["samples"]
         images = vae.decode(samples) if vae is not None else latent_to_rgb(model, samples)
         ui = localizer_viewer(images[..., :3], mask, heatmap, mask_ratio)
         return {"ui": ui, "result": (mask, heatmap)}
+
+
+def localize_candidates(model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
+                        positive_template=DEFAULT_POSITIVE_TEMPLATE,
+                        negative_template=DEFAULT_NEGATIVE_TEMPLATE, seed=0, steps=20,
+                        scheduler="normal", grow=0, feather=0, progress=None):
+    """Masks (pixel size) and colourised P for every candidate; one probe pass each.
+
+    Candidate i is probed with noise from seed + i, so its mask does not depend on the
+    rest of the batch.
+    """
+    if not 0.0 < mask_ratio <= 1.0:
+        raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}.")
+    if prior_weight < 0:
+        raise ValueError(f"prior_weight must be >= 0, got {prior_weight}.")
+    pos_text, neg_text = quality_prompts(prompt, positive_template, negative_template)
+    if clip is None:
+        raise ValueError("clip is missing: connect the checkpoint's CLIP output.")
+    samples = check_latent(model, candidates, "candidates")
+    if not 0 <= probe_step < steps:
+        raise ValueError(f"probe_step ({probe_step}) must be in [0, steps) = [0, {steps}).")
+
+    conds, weights = zip(*(encode(clip, t) for t in (prompt.strip(), pos_text, neg_text)))
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"),
+                                             scheduler, steps)
+    sigma = float(sigmas[probe_step])
+
+    n = samples.shape[0]
+    progress = progress or Progress(model, n)
+    masks, maps = [], []
+    for i in range(n):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        recorder, blocks = make_recorder(model, dict(enumerate(weights)), samples.shape)
+        patched = model.clone()
+        recorder.patch(patched, blocks)
+        one = samples[i:i + 1]
+        probe(patched, list(conds), one, seeded_noise(one, [seed + i]), sigma, seed + i)
+        acc = recorder.acc
+        mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
+                           acc.self_matrix(), mask_ratio, prior_weight)
+        masks.append(mask.cpu())
+        maps.append(p.cpu())
+        progress.advance(1)
+
+    size = pixel_size(samples)
+    mask = resize_mask(torch.cat(masks), size)
+    mask = feather_mask(grow_mask(mask, grow), feather)
+    heatmap = colorize(resize_map(torch.cat(maps), size))
+    return mask, heatmap
 
 
 NODE_CLASS_MAPPINGS = {"LoTTSDefectLocalizer": LoTTSDefectLocalizer}

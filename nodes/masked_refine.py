@@ -53,27 +53,34 @@ class LoTTSMaskedRefine:
 
     def refine(self, model, positive, negative, candidates, mask, seed, refinements, steps, cfg,
                sampler_name, scheduler, start_step, end_step):
-        samples = check_latent(model, candidates, "candidates")
-        check_conditioning(model, positive, "positive")
-        check_conditioning(model, negative, "negative")
-        if refinements < 1:
-            raise ValueError(f"refinements must be >= 1, got {refinements}: k is how many "
-                             "re-samplings each candidate gets.")
-        check_steps(steps, start_step, end_step)
-        n = samples.shape[0]
-        masks = prepare_mask(mask, n, samples)
-        batch = samples.repeat_interleave(refinements, dim=0)
-        masks = masks.repeat_interleave(refinements, dim=0)
-        seeds = [seed + j for j in range(n * refinements)]
-        progress = Progress(model, end_step - start_step)
-        out = sample(model, batch, seeds, steps, cfg, sampler_name, scheduler, positive, negative,
-                     progress, start_step=start_step, last_step=end_step,
-                     force_full_denoise=end_step == steps, noise_mask=masks)
-        # The result carries no noise_mask: a mask left on the LATENT would make the
-        # harmonization steps (and any later sampler) masked too.
-        result = {k: v for k, v in candidates.items() if k not in ("samples", "noise_mask", "batch_index")}
-        result["samples"] = out
-        return (result,)
+        return (refine_candidates(model, positive, negative, candidates, mask, seed, refinements,
+                                  steps, cfg, sampler_name, scheduler, start_step, end_step),)
+
+
+def refine_candidates(model, positive, negative, candidates, mask, seed, refinements, steps,
+                      cfg, sampler_name, scheduler, start_step, end_step, progress=None) -> dict:
+    """Masked refinement of every candidate, k times (see the node's description)."""
+    samples = check_latent(model, candidates, "candidates")
+    check_conditioning(model, positive, "positive")
+    check_conditioning(model, negative, "negative")
+    if refinements < 1:
+        raise ValueError(f"refinements must be >= 1, got {refinements}: k is how many "
+                         "re-samplings each candidate gets.")
+    check_steps(steps, start_step, end_step)
+    n = samples.shape[0]
+    masks = prepare_mask(mask, n, samples)
+    batch = samples.repeat_interleave(refinements, dim=0)
+    masks = masks.repeat_interleave(refinements, dim=0)
+    seeds = [seed + j for j in range(n * refinements)]
+    progress = progress or Progress(model, end_step - start_step)
+    out = sample(model, batch, seeds, steps, cfg, sampler_name, scheduler, positive, negative,
+                 progress, start_step=start_step, last_step=end_step,
+                 force_full_denoise=end_step == steps, noise_mask=masks)
+    # The result carries no noise_mask: a mask left on the LATENT would make the
+    # harmonization steps (and any later sampler) masked too.
+    result = {k: v for k, v in candidates.items() if k not in ("samples", "noise_mask", "batch_index")}
+    result["samples"] = out
+    return result
 
 
 NODE_CLASS_MAPPINGS = {"LoTTSMaskedRefine": LoTTSMaskedRefine}

@@ -67,3 +67,18 @@ def localizer_viewer(candidates: torch.Tensor, mask: torch.Tensor, heatmap: torc
         "lotts_heatmaps": save_temp(heatmap, "LoTTS_heatmap"),
         "lotts_mask_ratio": [float(mask_ratio)],
     }
+
+
+def scores_ui(ranked_images: torch.Tensor, scores: list[float], labels: list[str],
+              verifier_name: str, picked: int = 1) -> dict:
+    """The UI payload of the score badges (js/lotts.js): ranked thumbnails with their
+    score and lineage. Key ``lotts_scores``: a one-element list holding
+    ``{verifier, scores, labels, picked, images}``, every list best first; the first
+    ``picked`` images are the ones the node returned as best."""
+    return {"lotts_scores": [{
+        "verifier": verifier_name,
+        "scores": [float(s) for s in scores],
+        "labels": list(labels),
+        "picked": int(picked),
+        "images": save_temp(ranked_images, "LoTTS_ranked"),
+    }]}

@@ -9,6 +9,7 @@ import torch
 import comfy.model_management as mm
 
 from ..lotts.verifiers import VerifierError, rank
+from .ui_previews import scores_ui
 
 CATEGORY = "LoTTS"
 
@@ -51,6 +52,18 @@ def scores_text(scores: list[float], order: list[int], name: str, top_k: int) ->
     return "\n".join(lines)
 
 
+def score_images(verifier, images, prompt) -> list[float]:
+    """Scores in input order, one batched pass; verifier errors become clear ValueErrors."""
+    if not hasattr(verifier, "score"):
+        raise ValueError("'verifier' is not a LOTTS_VERIFIER: connect LoTTS Verifier Loader")
+    mm.throw_exception_if_processing_interrupted()
+    try:
+        scores = verifier.score(images, prompt)
+    except VerifierError as e:
+        raise ValueError(str(e)) from None
+    return [float(s) for s in scores.tolist()]
+
+
 class LoTTSVerifierPick:
     DESCRIPTION = ("Scores every image of the batch against the prompt with the verifier (one batched "
                    "pass) and returns the top_k best, best first. Latents and masks given alongside are "
@@ -89,14 +102,7 @@ class LoTTSVerifierPick:
         }}
 
     def pick(self, verifier, images, prompt, top_k, latents=None, masks=None):
-        if not hasattr(verifier, "score"):
-            raise ValueError("'verifier' is not a LOTTS_VERIFIER: connect LoTTS Verifier Loader")
-        mm.throw_exception_if_processing_interrupted()
-        try:
-            scores = verifier.score(images, prompt)
-        except VerifierError as e:
-            raise ValueError(str(e)) from None
-        vals = [float(s) for s in scores.tolist()]
+        vals = score_images(verifier, images, prompt)
         order = rank(vals)
         k = min(int(top_k), len(order))
         if int(top_k) < 1:
@@ -114,7 +120,10 @@ class LoTTSVerifierPick:
                 best_latent["batch_index"] = best_latent["batch_index"][:k]
         best_mask = _reorder_masks(masks, order, len(order))[:k] if masks is not None else None
         text = scores_text(vals, order, getattr(verifier, "name", "verifier"), k)
-        return {"ui": {"text": [text]},
+        ui = {"text": [text], **scores_ui(ranked, [vals[i] for i in order],
+                                          [f"image {i}" for i in order],
+                                          getattr(verifier, "name", "verifier"), k)}
+        return {"ui": ui,
                 "result": (best, best_latent, order[0], json.dumps(vals), ranked, best_mask)}
 
 

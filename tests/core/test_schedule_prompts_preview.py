@@ -42,13 +42,20 @@ def test_nfe_accounting():
     assert nfe_per_step(7.0) == 2 and nfe_per_step(1.0) == 1 and nfe_per_step(7.0, 2) == 4
     assert best_of_n_nfe(8, 20, 7.0) == 320
     n = lotts_nfe(candidates=4, steps=20, cfg=7.0, refinements=2, start_step=15)
-    assert n == {"candidates": 160, "probes": 12, "refinement": 80, "total": 252}
+    assert n == {"candidates": 160, "probes": 12, "refinement": 80, "harmonization": 0,
+                 "total": 252}
+    h = lotts_nfe(4, 20, 7.0, 2, 15, harmonize_steps=2)
+    assert (h["refinement"], h["harmonization"], h["total"]) == (48, 32, 252)
     n1 = lotts_nfe(4, 20, 1.0, 2, 15)
     assert n1["candidates"] == 80 and n1["refinement"] == 40 and n1["probes"] == 12
     d2 = lotts_nfe(4, 20, 7.0, 2, 15, depth=2)
     assert d2["probes"] == 15 and d2["refinement"] == 80 + 20 and d2["total"] == 160 + 15 + 100
+    assert lotts_nfe(4, 20, 7.0, 0, 15) == {"candidates": 160, "probes": 0, "refinement": 0,
+                                            "harmonization": 0, "total": 160}
     with pytest.raises(ValueError, match="depth"):
         lotts_nfe(4, 20, 7.0, 2, 15, depth=0)
+    with pytest.raises(ValueError, match="harmonize_steps"):
+        lotts_nfe(4, 20, 7.0, 2, 15, harmonize_steps=5)
 
 
 def test_colorize_and_overlay():

@@ -213,3 +213,16 @@ def tiny_sd3(seed: int = 0):
     init_weights(model.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
                                             offload_device=mm.unet_offload_device())
+
+
+def tiny_vae(latent_channels: int = 4, seed: int = 0):
+    """ComfyUI's VAE object around TAESD (the smallest VAE it accepts), random weights."""
+    import comfy.taesd.taesd
+    g = torch.Generator().manual_seed(seed)
+    module = comfy.taesd.taesd.TAESD(latent_channels=latent_channels)
+    # comfy's ops leave weights AND biases uninitialised: fill both (scale/shift scalars
+    # are real tensors and stay 1.0 / 0.0)
+    sd = {k: (torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else
+              torch.zeros_like(v) if v.ndim == 1 else v.clone())
+          for k, v in module.state_dict().items()}
+    return comfy.sd.VAE(sd=sd)
