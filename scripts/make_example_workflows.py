@@ -197,6 +197,101 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
     return g.to_json()
 
 
+def _loaders(g, ckpt, width, height, latent_node, guidance, negative, x0=0):
+    """Checkpoint, prompt (one text for the encoder, the localizer and the verifier),
+    positive/negative conditioning and the empty latent; returns them."""
+    ckpt_node = g.node("CheckpointLoaderSimple", (x0, 0), {"ckpt_name": ckpt})
+    prompt = g.node("PrimitiveStringMultiline", (x0, 160),
+                    {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
+                    title="Prompt")
+    pos = g.node("CLIPTextEncode", (x0, 360), title="Positive")
+    neg = g.node("CLIPTextEncode", (x0, 500), {"text": negative}, title="Negative")
+    latent = g.node(latent_node, (x0, 660), {"width": width, "height": height, "batch_size": 1})
+    g.link(ckpt_node, "CLIP", pos, "clip")
+    g.link(ckpt_node, "CLIP", neg, "clip")
+    g.link(prompt, "STRING", pos, "text")
+    if guidance is not None:
+        guided = g.node("FluxGuidance", (x0, 800), {"guidance": guidance})
+        g.link(pos, "CONDITIONING", guided, "conditioning")
+        pos = guided
+    return ckpt_node, prompt, pos, neg, latent
+
+
+def _verifier(g, pos):
+    g.note("Verifier weights: put ImageReward.pt (+ med_config.json, vocab.txt) in "
+           "models/lotts_verifiers/ImageReward/ -- see the README, 'Verifiers'.",
+           (pos[0], pos[1] - 150), (340, 120))
+    return g.node("LoTTSVerifierLoader", pos, {"verifier": "ImageReward",
+                                               "weights": "ImageReward/ImageReward.pt",
+                                               "precision": "auto"})
+
+
+def one_node(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
+             sampler="euler", scheduler="normal", latent_node="EmptyLatentImage", guidance=None,
+             negative="blurry, lowres, deformed", why_t0=""):
+    """LoTTS Sampler in place of a KSampler: loaders -> LoTTSSampler -> save best."""
+    g = Graph(schemas)
+    g.note(f"# {title}\n\nLoTTS Sampler runs the whole pipeline: N candidates, defect "
+           "localization, k masked refinements each, harmonization, and a verifier pick over "
+           "every sample (the unrefined candidates compete too). Its report lists the NFE "
+           f"each stage spent.\n\nt0 = start_step = {start_step} of {steps}: {why_t0}",
+           (0, -300), (420, 240))
+    ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
+                                                   guidance, negative)
+    ver = _verifier(g, (420, 700))
+    lotts = g.node("LoTTSSampler", (420, 0), {
+        "seed": 0, "candidates": 4, "refinements": 2, "depth": 1, "steps": steps, "cfg": cfg,
+        "sampler_name": sampler, "scheduler": scheduler, "start_step": start_step,
+        "harmonize_steps": steps - end_step, "mask_ratio": 0.5, "prior_weight": 0.5})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "CLIP", "clip"),
+                          (ckpt_node, "VAE", "vae"), (pos, "CONDITIONING", "positive"),
+                          (neg, "CONDITIONING", "negative"), (prompt, "STRING", "prompt"),
+                          (ver, "LOTTS_VERIFIER", "verifier"), (latent, "LATENT", "latent_image")):
+        g.link(src, out, lotts, inp)
+    save = g.node("SaveImage", (880, 0), {"filename_prefix": "LoTTS/best"})
+    g.link(lotts, "image", save, "images")
+    every = g.node("PreviewImage", (880, 380), title="Every sample, best first")
+    g.link(lotts, "all_images", every, "images")
+    return g.to_json()
+
+
+def versus_best_of_n(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
+                     sampler="euler", scheduler="normal", latent_node="EmptyLatentImage",
+                     guidance=None, negative="blurry, lowres, deformed", why_t0=""):
+    """LoTTS and Best-of-N side by side at equal NFE (the report sets Best-of-N's M)."""
+    g = Graph(schemas)
+    g.note(f"# {title}\n\nTop: LoTTS Sampler. Bottom: Best-of-N with the same verifier, its "
+           "sample count M set from LoTTS's report (match_budget) so both spend the same "
+           "number of denoiser evaluations (NFE). Compare the two pictures and the scores on "
+           "the nodes.", (0, -300), (420, 220))
+    ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
+                                                   guidance, negative)
+    ver = _verifier(g, (420, 1100))
+    lotts = g.node("LoTTSSampler", (420, 0), {
+        "seed": 0, "candidates": 4, "refinements": 2, "depth": 1, "steps": steps, "cfg": cfg,
+        "sampler_name": sampler, "scheduler": scheduler, "start_step": start_step,
+        "harmonize_steps": steps - end_step, "mask_ratio": 0.5, "prior_weight": 0.5})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "CLIP", "clip"),
+                          (ckpt_node, "VAE", "vae"), (pos, "CONDITIONING", "positive"),
+                          (neg, "CONDITIONING", "negative"), (prompt, "STRING", "prompt"),
+                          (ver, "LOTTS_VERIFIER", "verifier"), (latent, "LATENT", "latent_image")):
+        g.link(src, out, lotts, inp)
+    bon = g.node("LoTTSBestOfN", (420, 560), {
+        "seed": 1000, "steps": steps, "cfg": cfg, "sampler_name": sampler,
+        "scheduler": scheduler, "samples": 8})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "VAE", "vae"),
+                          (pos, "CONDITIONING", "positive"), (neg, "CONDITIONING", "negative"),
+                          (prompt, "STRING", "prompt"), (ver, "LOTTS_VERIFIER", "verifier"),
+                          (latent, "LATENT", "latent_image"), (lotts, "report", "match_budget")):
+        g.link(src, out, bon, inp)
+    save_l = g.node("SaveImage", (880, 0), {"filename_prefix": "LoTTS/lotts_best"}, title="LoTTS best")
+    g.link(lotts, "image", save_l, "images")
+    save_b = g.node("SaveImage", (880, 560), {"filename_prefix": "LoTTS/best_of_n_best"},
+                    title="Best-of-N best")
+    g.link(bon, "best", save_b, "images")
+    return g.to_json()
+
+
 # t0 per backbone family. The paper reports SD2.1 ~ 25/50, SDXL ~ 15/50, FLUX ~ 1 of its
 # short schedule: the stronger the model, the earlier (noisier) it can restart and still
 # keep the unmasked context coherent. We keep those fractions of the schedule.
@@ -228,8 +323,42 @@ WORKFLOWS = {
 }
 
 
+# One-node and side-by-side variants reuse the families' settings.
+VARIANTS = {
+    "lotts_sampler_sd15.json": (one_node, "lotts_sd15.json", "LoTTS in one node (SD1.5)"),
+    "lotts_sampler_sdxl.json": (one_node, "lotts_sdxl.json", "LoTTS in one node (SDXL)"),
+    "lotts_vs_best_of_n_sd15.json": (versus_best_of_n, "lotts_sd15.json",
+                                     "LoTTS vs Best-of-N at equal NFE (SD1.5)"),
+}
+
+
 def build_all(schemas):
-    return {name: lotts_pipeline(schemas, **kw) for name, kw in WORKFLOWS.items()}
+    out = {name: lotts_pipeline(schemas, **kw) for name, kw in WORKFLOWS.items()}
+    for name, (build, family, title) in VARIANTS.items():
+        out[name] = build(schemas, **{**WORKFLOWS[family], "title": title})
+    return out
+
+
+def thumbnail(workflow: dict, path: str) -> None:
+    """A 400x300 diagram of the workflow's LoTTS stages (no generated image is shown:
+    the pack ships no sample pictures it did not make)."""
+    from PIL import Image, ImageDraw
+    types = [n["type"] for n in workflow["nodes"] if n["type"].startswith("LoTTS")
+             and n["type"] != "LoTTSVerifierLoader"]
+    title = next((n["widgets_values"][0].splitlines()[0].lstrip("# ") for n in workflow["nodes"]
+                  if n["type"] == "MarkdownNote"), "LoTTS")
+    img = Image.new("RGB", (400, 300), (24, 26, 32))
+    d = ImageDraw.Draw(img)
+    d.text((16, 14), title[:52], fill=(240, 240, 240))
+    d.text((16, 32), "workflow diagram", fill=(150, 150, 160))
+    y = 60
+    for t in types:
+        d.rounded_rectangle((24, y, 376, y + 30), radius=6, fill=(58, 74, 110), outline=(120, 150, 210))
+        d.text((36, y + 9), t.replace("LoTTS", "LoTTS "), fill=(255, 255, 255))
+        y += 38
+        if y > 262:
+            break
+    img.save(path, quality=90)
 
 
 def main():
@@ -238,7 +367,8 @@ def main():
         with open(os.path.join(OUT_DIR, name), "w") as f:
             json.dump(wf, f, indent=1)
             f.write("\n")
-        print("wrote", os.path.join("example_workflows", name))
+        thumbnail(wf, os.path.join(OUT_DIR, name[:-len(".json")] + ".jpg"))
+        print("wrote", os.path.join("example_workflows", name), "+ .jpg")
 
 
 if __name__ == "__main__":

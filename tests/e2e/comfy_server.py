@@ -109,7 +109,20 @@ def make_base_dir(ckpt_path: str | None, root: str | None = None,
         os.symlink(REPO_ROOT, os.path.join(base, "custom_nodes", PACK_DIR_NAME))
     if ckpt_path:
         os.symlink(ckpt_path, os.path.join(base, "models", "checkpoints", TINY_CKPT_NAME))
+    add_tiny_verifiers(os.path.join(base, "models", "lotts_verifiers"))
     return base
+
+
+def add_tiny_verifiers(folder: str) -> None:
+    """Tiny random ImageReward weights in the official layout and file name, where the
+    pack's verifier loader looks (models/lotts_verifiers/ImageReward/ImageReward.pt), so
+    workflows with a LoTTS Verifier Loader run. Built by the core tests' fixture code."""
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "core"))
+    try:
+        import verifier_fixtures
+    finally:
+        sys.path.pop(0)
+    verifier_fixtures.make_imagereward(os.path.join(folder, "ImageReward"))
 
 
 # --------------------------------------------------------------------------- server
