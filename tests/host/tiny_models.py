@@ -51,7 +51,8 @@ def _unet_config(kind: str) -> dict:
         if kind == "sd21v":  # SD2.x forces 64-channel heads: widen so every level has one
             base["model_channels"] = 64
     elif kind == "sdxl":
-        base.update(adm_in_channels=CONTEXT + 6 * 256, num_classes="sequential",
+        # pooled width: the tiny CLIP-G's 32 (CONTEXT // 2), + 6 x 256 size embeddings
+        base.update(adm_in_channels=CONTEXT // 2 + 6 * 256, num_classes="sequential",
                     transformer_depth=[0, 1, 2], transformer_depth_middle=2,
                     transformer_depth_output=[0, 0, 1, 1, 2, 2], num_head_channels=16,
                     use_linear_in_transformer=True)
@@ -105,6 +106,7 @@ def encode(clip, text: str):
 import comfy.text_encoders.flux  # noqa: E402
 import comfy.text_encoders.t5  # noqa: E402
 import comfy.text_encoders.sd3_clip  # noqa: E402
+import comfy.sdxl_clip  # noqa: E402
 
 FLUX_HEADS = 2
 
@@ -186,6 +188,37 @@ class _TinySD3TextEncoders(comfy.text_encoders.sd3_clip.SD3ClipModel):
             model_options={**model_options, "model_name": "clip_g"})
         self.t5xxl = None
         self.dtypes = {dtype}
+
+
+class _TinySDXLTextEncoders(comfy.sdxl_clip.SDXLClipModel):
+    """SDXL's two text encoders (CLIP-L and CLIP-G, widths concatenated, pooled from G),
+    each 32 wide so the concatenation matches the tiny U-Nets' context (64)."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        torch.nn.Module.__init__(self)
+        half = {**_clip_config(3), "hidden_size": CONTEXT // 2, "intermediate_size": CONTEXT,
+                "projection_dim": CONTEXT}
+        self.clip_l = comfy.sd1_clip.SDClipModel(
+            layer="hidden", layer_idx=-2, device=device, dtype=dtype, layer_norm_hidden_state=False,
+            textmodel_json_config=dict(half), model_options=model_options)
+        self.clip_g = comfy.sd1_clip.SDClipModel(
+            layer="hidden", layer_idx=-2, device=device, dtype=dtype, layer_norm_hidden_state=False,
+            textmodel_json_config=dict(half), return_projected_pooled=True,
+            special_tokens={"start": 49406, "end": 49407, "pad": 0},
+            model_options={**model_options, "model_name": "clip_g"})
+        self.dtypes = {dtype}
+
+
+def tiny_sdxl_clip(seed: int = 0):
+    """ComfyUI's CLIP with SDXL's real two tokenizers and two tiny text encoders."""
+    class Target:
+        params = {}
+        clip = _TinySDXLTextEncoders
+        tokenizer = comfy.sdxl_clip.SDXLTokenizer
+
+    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
+    init_weights(clip.cond_stage_model, seed)
+    return clip
 
 
 def tiny_sd3_clip(seed: int = 0):

@@ -12,7 +12,7 @@ require_comfyui()
 
 import nodes as comfy_nodes  # noqa: E402
 
-from tiny_models import encode, tiny_clip, tiny_unet  # noqa: E402
+from tiny_models import encode, tiny_clip, tiny_sdxl_clip, tiny_unet  # noqa: E402
 
 PROMPT = "a photo of a cat"
 
@@ -23,7 +23,8 @@ def node(node_id):
 
 @functools.lru_cache(maxsize=None)
 def models(kind="sd15"):
-    model, clip = tiny_unet(kind), tiny_clip()
+    """(model, clip, positive, negative); SDXL gets its two-encoder CLIP (L + G)."""
+    model, clip = tiny_unet(kind), (tiny_sdxl_clip() if kind == "sdxl" else tiny_clip())
     return model, clip, encode(clip, PROMPT), encode(clip, "blurry, ugly")
 
 
