@@ -115,6 +115,26 @@ class Graph:
                 "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}}, "version": 0.4}
 
 
+def _loaders(g, ckpt, width, height, latent_node, guidance, negative, x0=0):
+    """Checkpoint, prompt (one text for the encoder, the localizer and the verifier),
+    positive/negative conditioning and the empty latent; returns them."""
+    ckpt_node = g.node("CheckpointLoaderSimple", (x0, 0), {"ckpt_name": ckpt})
+    prompt = g.node("PrimitiveStringMultiline", (x0, 160),
+                    {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
+                    title="Prompt")
+    pos = g.node("CLIPTextEncode", (x0, 360), title="Positive")
+    neg = g.node("CLIPTextEncode", (x0, 500), {"text": negative}, title="Negative")
+    latent = g.node(latent_node, (x0, 660), {"width": width, "height": height, "batch_size": 1})
+    g.link(ckpt_node, "CLIP", pos, "clip")
+    g.link(ckpt_node, "CLIP", neg, "clip")
+    g.link(prompt, "STRING", pos, "text")
+    if guidance is not None:
+        guided = g.node("FluxGuidance", (x0, 800), {"guidance": guidance})
+        g.link(pos, "CONDITIONING", guided, "conditioning")
+        pos = guided
+    return ckpt_node, prompt, pos, neg, latent
+
+
 def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
                    sampler="euler", scheduler="normal", latent_node="EmptyLatentImage",
                    guidance=None, negative="blurry, lowres, deformed", why_t0=""):
@@ -125,20 +145,8 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
            "one's weak regions from the model's own attention, re-sample only there, then "
            "harmonize the whole image for a few steps.\n\nStages run left to right. Pick the "
            "best result by eye in the Save node, or add LoTTS Verifier Pick.", (x[0], -260), (400, 220))
-    ckpt_node = g.node("CheckpointLoaderSimple", (x[0], 0), {"ckpt_name": ckpt})
-    prompt = g.node("PrimitiveStringMultiline", (x[0], 160),
-                    {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
-                    title="Prompt")
-    pos = g.node("CLIPTextEncode", (x[0], 360), title="Positive")
-    neg = g.node("CLIPTextEncode", (x[0], 500), {"text": negative}, title="Negative")
-    latent = g.node(latent_node, (x[0], 660), {"width": width, "height": height, "batch_size": 1})
-    g.link(ckpt_node, "CLIP", pos, "clip")
-    g.link(ckpt_node, "CLIP", neg, "clip")
-    g.link(prompt, "STRING", pos, "text")
-    if guidance is not None:  # FLUX-dev: distilled guidance rides on the conditioning
-        guided = g.node("FluxGuidance", (x[0], 800), {"guidance": guidance})
-        g.link(pos, "CONDITIONING", guided, "conditioning")
-        pos = guided
+    ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
+                                                   guidance, negative, x[0])
 
     g.note("## 1. Seed fan-out\nN candidates from seeds seed..seed+N-1 (candidate i = KSampler "
            "with seed + i).", (x[1], -180), (360, 120))
@@ -197,26 +205,6 @@ def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_ste
     return g.to_json()
 
 
-def _loaders(g, ckpt, width, height, latent_node, guidance, negative, x0=0):
-    """Checkpoint, prompt (one text for the encoder, the localizer and the verifier),
-    positive/negative conditioning and the empty latent; returns them."""
-    ckpt_node = g.node("CheckpointLoaderSimple", (x0, 0), {"ckpt_name": ckpt})
-    prompt = g.node("PrimitiveStringMultiline", (x0, 160),
-                    {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
-                    title="Prompt")
-    pos = g.node("CLIPTextEncode", (x0, 360), title="Positive")
-    neg = g.node("CLIPTextEncode", (x0, 500), {"text": negative}, title="Negative")
-    latent = g.node(latent_node, (x0, 660), {"width": width, "height": height, "batch_size": 1})
-    g.link(ckpt_node, "CLIP", pos, "clip")
-    g.link(ckpt_node, "CLIP", neg, "clip")
-    g.link(prompt, "STRING", pos, "text")
-    if guidance is not None:
-        guided = g.node("FluxGuidance", (x0, 800), {"guidance": guidance})
-        g.link(pos, "CONDITIONING", guided, "conditioning")
-        pos = guided
-    return ckpt_node, prompt, pos, neg, latent
-
-
 def _verifier(g, pos):
     g.note("Verifier weights: put ImageReward.pt (+ med_config.json, vocab.txt) in "
            "models/lotts_verifiers/ImageReward/ -- see the README, 'Verifiers'.",
@@ -224,6 +212,21 @@ def _verifier(g, pos):
     return g.node("LoTTSVerifierLoader", pos, {"verifier": "ImageReward",
                                                "weights": "ImageReward/ImageReward.pt",
                                                "precision": "auto"})
+
+
+def _lotts_sampler(g, loaders, ver, steps, cfg, sampler, scheduler, start_step, end_step):
+    """A LoTTS Sampler wired to the loaders and the verifier."""
+    ckpt_node, prompt, pos, neg, latent = loaders
+    lotts = g.node("LoTTSSampler", (420, 0), {
+        "seed": 0, "candidates": 4, "refinements": 2, "depth": 1, "steps": steps, "cfg": cfg,
+        "sampler_name": sampler, "scheduler": scheduler, "start_step": start_step,
+        "harmonize_steps": steps - end_step, "mask_ratio": 0.5, "prior_weight": 0.5})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "CLIP", "clip"),
+                          (ckpt_node, "VAE", "vae"), (pos, "CONDITIONING", "positive"),
+                          (neg, "CONDITIONING", "negative"), (prompt, "STRING", "prompt"),
+                          (ver, "LOTTS_VERIFIER", "verifier"), (latent, "LATENT", "latent_image")):
+        g.link(src, out, lotts, inp)
+    return lotts
 
 
 def one_node(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
@@ -239,15 +242,8 @@ def one_node(schemas, ckpt, width, height, steps, cfg, start_step, end_step, tit
     ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
                                                    guidance, negative)
     ver = _verifier(g, (420, 700))
-    lotts = g.node("LoTTSSampler", (420, 0), {
-        "seed": 0, "candidates": 4, "refinements": 2, "depth": 1, "steps": steps, "cfg": cfg,
-        "sampler_name": sampler, "scheduler": scheduler, "start_step": start_step,
-        "harmonize_steps": steps - end_step, "mask_ratio": 0.5, "prior_weight": 0.5})
-    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "CLIP", "clip"),
-                          (ckpt_node, "VAE", "vae"), (pos, "CONDITIONING", "positive"),
-                          (neg, "CONDITIONING", "negative"), (prompt, "STRING", "prompt"),
-                          (ver, "LOTTS_VERIFIER", "verifier"), (latent, "LATENT", "latent_image")):
-        g.link(src, out, lotts, inp)
+    lotts = _lotts_sampler(g, (ckpt_node, prompt, pos, neg, latent), ver, steps, cfg, sampler,
+                           scheduler, start_step, end_step)
     save = g.node("SaveImage", (880, 0), {"filename_prefix": "LoTTS/best"})
     g.link(lotts, "image", save, "images")
     every = g.node("PreviewImage", (880, 380), title="Every sample, best first")
@@ -267,15 +263,8 @@ def versus_best_of_n(schemas, ckpt, width, height, steps, cfg, start_step, end_s
     ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
                                                    guidance, negative)
     ver = _verifier(g, (420, 1100))
-    lotts = g.node("LoTTSSampler", (420, 0), {
-        "seed": 0, "candidates": 4, "refinements": 2, "depth": 1, "steps": steps, "cfg": cfg,
-        "sampler_name": sampler, "scheduler": scheduler, "start_step": start_step,
-        "harmonize_steps": steps - end_step, "mask_ratio": 0.5, "prior_weight": 0.5})
-    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "CLIP", "clip"),
-                          (ckpt_node, "VAE", "vae"), (pos, "CONDITIONING", "positive"),
-                          (neg, "CONDITIONING", "negative"), (prompt, "STRING", "prompt"),
-                          (ver, "LOTTS_VERIFIER", "verifier"), (latent, "LATENT", "latent_image")):
-        g.link(src, out, lotts, inp)
+    lotts = _lotts_sampler(g, (ckpt_node, prompt, pos, neg, latent), ver, steps, cfg, sampler,
+                           scheduler, start_step, end_step)
     bon = g.node("LoTTSBestOfN", (420, 560), {
         "seed": 1000, "steps": steps, "cfg": cfg, "sampler_name": sampler,
         "scheduler": scheduler, "samples": 8})
