@@ -183,20 +183,17 @@ def sample(model, samples, seeds, steps, cfg, sampler_name, scheduler, positive,
     KSampler run with that seed, for every sampler); otherwise one batched call.
     Checks Cancel between passes.
     """
-    passes = range(samples.shape[0]) if one_by_one else [slice(None)]
-    outs = []
+    n = samples.shape[0]
+    # (first, last) item of each pass: every item alone, or the whole batch at once
+    passes = [(i, i + 1) for i in range(n)] if one_by_one else [(0, n)]
     n_steps = (last_step if last_step is not None else steps) - (start_step or 0)
-    for sel in passes:
+    outs = []
+    for a, b in passes:
         comfy.model_management.throw_exception_if_processing_interrupted()
-        part = samples[sel] if one_by_one is False else samples[sel:sel + 1]
-        part_seeds = seeds if not one_by_one else [seeds[sel]]
-        mask_part = None
-        if noise_mask is not None:
-            mask_part = noise_mask if not one_by_one else noise_mask[sel:sel + 1]
-        if add_noise:
-            noise = seeded_noise(part, part_seeds)
-        else:
-            noise = torch.zeros_like(part, device="cpu")
+        part, part_seeds = samples[a:b], seeds[a:b]
+        mask_part = noise_mask[a:b] if noise_mask is not None else None
+        noise = (seeded_noise(part, part_seeds) if add_noise
+                 else torch.zeros_like(part, device="cpu"))
         out = comfy.sample.sample(
             model, noise, steps, cfg, sampler_name, scheduler, positive, negative, part,
             denoise=1.0, disable_noise=not add_noise, start_step=start_step, last_step=last_step,
