@@ -1,0 +1,246 @@
+// LoTTS for ComfyUI: on-canvas views of what LoTTS decided.
+//
+// * Defect viewer (LoTTS Defect Localizer, LoTTS Sampler): each candidate with its defect
+//   heatmap or binary mask overlaid; opacity slider, heatmap/mask toggle, prev/next.
+// * Score gallery (LoTTS Sampler, Verifier Pick, Best-of-N): each scored sample's thumbnail
+//   with a "#rank score" badge, the picked one(s) highlighted.
+//
+// Both are DOM widgets fed by the nodes' UI outputs (nodes/ui_previews.py). The last payload
+// is kept in node.properties, so the views come back when the workflow is reloaded (the
+// preview files live in ComfyUI's temp folder until the server restarts). Nodes that never
+// ran, or older workflows, have no payload and get no widget.
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import * as L from "./lotts_logic.js";
+
+const STYLE = `
+.lotts-root { display:flex; flex-direction:column; gap:4px; width:100%; height:100%;
+  box-sizing:border-box; font:12px sans-serif; color:var(--input-text, #ddd); overflow:hidden; }
+.lotts-stage { flex:1 1 auto; min-height:60px; position:relative; background:#111;
+  border-radius:4px; overflow:hidden; }
+.lotts-stage canvas { position:absolute; inset:0; width:100%; height:100%; object-fit:contain; }
+.lotts-bar { display:flex; align-items:center; gap:4px; flex:0 0 auto; }
+.lotts-bar button { background:var(--comfy-input-bg, #222); color:inherit; cursor:pointer;
+  border:1px solid var(--border-color, #444); border-radius:4px; padding:1px 7px; font:inherit; }
+.lotts-bar input[type=range] { flex:1 1 auto; min-width:40px; }
+.lotts-caption { flex:0 0 auto; opacity:.85; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+.lotts-grid { display:flex; flex-wrap:wrap; gap:6px; overflow-y:auto; }
+.lotts-cell { width:72px; display:flex; flex-direction:column; align-items:center;
+  border:2px solid transparent; border-radius:4px; padding:1px; box-sizing:content-box; }
+.lotts-cell img { width:72px; height:72px; object-fit:contain; background:#111; border-radius:2px; }
+.lotts-cell.lotts-picked { border-color:#4caf50; background:rgba(76,175,80,.15); }
+.lotts-badge { font:11px monospace; padding:1px 4px; margin-top:2px; border-radius:3px;
+  background:#333; white-space:nowrap; }
+.lotts-picked .lotts-badge { background:#2e7d32; color:#fff; }
+`;
+
+function injectStyle() {
+  if (document.getElementById("lotts-style")) return;
+  const s = document.createElement("style");
+  s.id = "lotts-style";
+  s.textContent = STYLE;
+  document.head.appendChild(s);
+}
+
+function el(tag, props = {}, children = []) {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+const imageUrl = (ref) => api.apiURL(L.viewPath(ref));
+
+function loadImage(ref) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`cannot load ${ref.filename}`));
+    img.src = imageUrl(ref);
+  });
+}
+
+function pixels(img, w, h) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(img, 0, 0, w, h);
+  return ctx.getImageData(0, 0, w, h);
+}
+
+/** Get or make node's DOM widget `name`; never serialized into widgets_values. */
+function domWidget(node, name, minHeight) {
+  let w = node.widgets?.find((x) => x.name === name);
+  if (!w) {
+    const root = el("div", { className: "lotts-root" });
+    w = node.addDOMWidget(name, "lotts", root, { serialize: false, getMinHeight: () => w.lottsHeight });
+    w.serialize = false;
+  }
+  w.lottsHeight = minHeight;
+  return w;
+}
+
+function removeWidget(node, name) {
+  const i = node.widgets?.findIndex((x) => x.name === name) ?? -1;
+  if (i < 0) return;
+  const [w] = node.widgets.splice(i, 1);
+  w.onRemove?.();
+  w.element?.remove();
+}
+
+function fitNode(node) {
+  const [w, h] = node.computeSize();
+  node.setSize([Math.max(node.size[0], w, 320), Math.max(node.size[1], h)]);
+  node.setDirtyCanvas?.(true, true);
+}
+
+// ------------------------------------------------------------------ defect viewer
+class DefectViewer {
+  constructor(root) {
+    this.index = 0;
+    this.mode = "mask";
+    this.opacity = 0.5;
+    this.token = 0;
+    this.root = root;
+    root.replaceChildren();
+    root.dataset.lotts = "viewer";
+    this.canvas = el("canvas", { width: 1, height: 1 });
+    this.caption = el("div", { className: "lotts-caption" });
+    const prev = el("button", { textContent: "◀", title: "previous candidate", onclick: () => this.step(-1) });
+    const next = el("button", { textContent: "▶", title: "next candidate", onclick: () => this.step(1) });
+    this.toggle = el("button", { title: "show the heatmap or the binary mask",
+                                 onclick: () => this.setMode(this.mode === "mask" ? "heatmap" : "mask") });
+    this.slider = el("input", { type: "range", min: 0, max: 100, value: 50, title: "overlay opacity",
+                                oninput: () => { this.opacity = L.sliderToOpacity(this.slider.value); this.draw(); } });
+    root.append(el("div", { className: "lotts-stage" }, [this.canvas]),
+                el("div", { className: "lotts-bar" }, [prev, this.toggle, this.slider, next]),
+                this.caption);
+  }
+
+  setPayload(p) {
+    this.p = p;
+    this.index = L.wrapIndex(this.index, p.candidates.length);
+    this.root.dataset.count = String(p.candidates.length);
+    this.show();
+  }
+
+  step(d) { this.index = L.wrapIndex(this.index + d, this.p.candidates.length); this.show(); }
+
+  setMode(m) { this.mode = m; this.show(); }
+
+  async show() {
+    const p = this.p, i = this.index, mode = this.mode, token = ++this.token;
+    const n = p.candidates.length;
+    this.root.dataset.index = String(i);
+    this.root.dataset.mode = mode;
+    this.toggle.textContent = mode === "mask" ? "mask" : "heatmap";
+    this.caption.textContent = L.viewerCaption(i, n, p.maskRatio);
+    const overlayRef = mode === "mask" ? p.masks[i] : p.heatmaps[i];
+    try {
+      const [img, ov] = await Promise.all([loadImage(p.candidates[i]),
+                                           overlayRef ? loadImage(overlayRef) : null]);
+      if (token !== this.token) return;  // a newer request won
+      const w = img.naturalWidth, h = img.naturalHeight;
+      this.base = pixels(img, w, h);
+      this.overlay = ov ? pixels(ov, w, h) : null;
+      this.draw();
+      this.root.dataset.ready = "1";
+    } catch (e) {
+      if (token !== this.token) return;
+      this.base = null;
+      this.caption.textContent = `${L.viewerCaption(i, n, p.maskRatio)} · previews unavailable ` +
+                                 "(server restarted?): run the node again";
+    }
+  }
+
+  draw() {
+    if (!this.base) return;
+    const { width: w, height: h } = this.base;
+    this.canvas.width = w; this.canvas.height = h;
+    const out = new ImageData(w, h);
+    out.data.set(this.overlay ? L.compositeOverlay(this.base.data, this.overlay.data, this.mode, this.opacity)
+                              : this.base.data);
+    this.canvas.getContext("2d", { willReadFrequently: true }).putImageData(out, 0, 0);
+  }
+}
+
+function showViewer(node, payload) {
+  if (!payload) { removeWidget(node, "lotts_viewer"); return; }
+  const w = domWidget(node, "lotts_viewer", 280);
+  if (!w.lottsViewer) w.lottsViewer = new DefectViewer(w.element);
+  w.lottsViewer.setPayload(payload);
+  fitNode(node);
+}
+
+// ------------------------------------------------------------------ score gallery
+function showScores(node, payload) {
+  if (!payload) { removeWidget(node, "lotts_scores"); return; }
+  const width = Math.max(node.size[0], 320) - 20;
+  const w = domWidget(node, "lotts_scores", Math.min(L.galleryHeight(payload.items.length, width), 420));
+  const root = w.element;
+  root.dataset.lotts = "scores";
+  root.dataset.count = String(payload.items.length);
+  const cells = payload.items.map((it) => {
+    const badge = el("span", { className: "lotts-badge", textContent: L.badgeText(it) });
+    badge.dataset.rank = String(it.rank);
+    badge.dataset.score = String(it.score);
+    return el("div", {
+      className: "lotts-cell" + (it.picked ? " lotts-picked" : ""),
+      title: `#${it.rank} ${it.label}${it.picked ? " (picked)" : ""}`,
+    }, [it.image ? el("img", { src: imageUrl(it.image), alt: it.label }) : el("div"), badge]);
+  });
+  root.replaceChildren(
+    el("div", { className: "lotts-caption",
+                textContent: `${payload.verifier}: ${payload.items.length} scored, best first` }),
+    el("div", { className: "lotts-grid" }, cells));
+  fitNode(node);
+}
+
+// ------------------------------------------------------------------ wiring
+function render(node) {
+  try {
+    if (L.VIEWER_NODES.includes(node.type ?? node.comfyClass)) {
+      showViewer(node, L.parseViewerPayload(node.properties?.[L.VIEWER_PROP]));
+    }
+    if (L.SCORE_NODES.includes(node.type ?? node.comfyClass)) {
+      showScores(node, L.parseScoresPayload(node.properties?.[L.SCORES_PROP]));
+    }
+  } catch (e) {
+    console.warn("[LoTTS] could not show the node's previews:", e);
+  }
+}
+
+app.registerExtension({
+  name: "LoTTS.NodeViews",
+  setup() { injectStyle(); },
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    const viewer = L.VIEWER_NODES.includes(nodeData.name);
+    const scores = L.SCORE_NODES.includes(nodeData.name);
+    if (!viewer && !scores) return;
+
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      const r = onExecuted?.apply(this, arguments);
+      this.properties ??= {};
+      // Keep only what the views need; a run without the payload clears the view.
+      if (viewer) {
+        const v = L.viewerKeys(message);
+        if (L.parseViewerPayload(v)) this.properties[L.VIEWER_PROP] = v;
+        else delete this.properties[L.VIEWER_PROP];
+      }
+      if (scores) {
+        const s = L.scoreKeys(message);
+        if (L.parseScoresPayload(s)) this.properties[L.SCORES_PROP] = s;
+        else delete this.properties[L.SCORES_PROP];
+      }
+      render(this);
+      return r;
+    };
+
+    const onConfigure = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function () {
+      const r = onConfigure?.apply(this, arguments);
+      render(this);  // a reloaded workflow: show the saved payload, if any
+      return r;
+    };
+  },
+});
