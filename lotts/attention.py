@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 
 # Upper bound on the elements of one temporary probability block (B x rows x keys).
-# 2**22 fp32 elements = 16 MiB: a few of these live at once (logits, softmax, pooling),
-# which keeps capture within ~10% of the attention kernel's own memory even at FLUX's
-# 4096 image tokens (benchmarks/b3_attention_memory.py), while U-Net levels still fit
-# in one block per head.
+# 2**22 fp32 elements = 16 MiB: a few of these live at once (logits, softmax, pooling).
+# Blocks are also capped at 1/16 of q (head_mean_attention), which keeps capture within
+# ~10% of the attention kernel's own memory (benchmarks/b3_attention_memory.py).
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
@@ -56,7 +55,7 @@ def _mean_pool_queries(p: torch.Tensor, w: int, f: int) -> torch.Tensor:
 def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
                         out: torch.Tensor | None = None, weight: float = 1.0,
                         scale: float | None = None, pool: tuple[tuple[int, int], int] | None = None,
-                        max_chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
+                        max_chunk_elements: int | None = None) -> torch.Tensor:
     """Mean over heads of softmax(q_h k_h^T * scale), added into ``out``.
 
         A[b, i, j] += weight * (1/H) * sum_h softmax_j(q_h[b, i] . k_h[b, j] * scale)
@@ -65,6 +64,10 @@ def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
     uses). Computed one head and one block of query rows at a time, so the temporary
     memory is bounded by ``max_chunk_elements`` whatever the head count; only ``out``
     (float32) is kept. ``scale`` defaults to 1/sqrt(dim), as in the model.
+
+    The default block is 1/16 of ``q``'s size, at most DEFAULT_CHUNK_ELEMENTS: the
+    temporaries then stay a small fraction of what the attention kernel itself holds
+    (its inputs and output), for a small U-Net level as for FLUX's 4096 tokens.
 
     ``pool=((h, w), f)``: queries and keys are positions of an h x w grid (self-attention)
     and the result is kept on the (h/f) x (w/f) grid -- keys summed, queries averaged over
@@ -90,6 +93,8 @@ def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
         out = torch.zeros(shape, dtype=torch.float32, device=q.device)
     elif out.shape != shape:
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+    if max_chunk_elements is None:
+        max_chunk_elements = min(DEFAULT_CHUNK_ELEMENTS, max(1 << 14, q.numel() // 16))
     rows = max(1, min(nq, max_chunk_elements // max(1, b * nk)))
     rows = max(row_block, rows - rows % row_block)
     factor = weight / heads

@@ -221,12 +221,16 @@ def make_recorder(model, token_weights: dict[int, torch.Tensor], latent_shape):
 
 
 class ProbeGuider(comfy.samplers.CFGGuider):
-    """A guider that evaluates the model once per conditioning, batched where ComfyUI can.
+    """A guider that evaluates the model once per conditioning.
 
     ComfyUI's own conditioning pipeline (areas, SDXL size conditioning, hooks, model
     loading) prepares the conditionings, so the probe sees the model exactly as a
-    sampler would.
+    sampler would. The conditionings go at most two at a time -- the batch of an
+    ordinary CFG step -- so the probe never needs more memory than sampling does
+    (three at once cost 1.5x: benchmarks/b2_localizer_cost.py).
     """
+
+    GROUP = 2
 
     def __init__(self, model_patcher, conds: list):
         super().__init__(model_patcher)
@@ -235,7 +239,14 @@ class ProbeGuider(comfy.samplers.CFGGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         conds = [self.conds[str(i)] for i in range(self.count)]
-        return comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)[0]
+        out = None
+        for start in range(0, self.count, self.GROUP):
+            # None entries keep each conditioning's index (what cond_or_uncond reports)
+            group = [c if start <= i < start + self.GROUP else None for i, c in enumerate(conds)]
+            result = comfy.samplers.calc_cond_batch(self.inner_model, group, x, timestep,
+                                                    model_options)
+            out = result[0] if out is None else out
+        return out
 
 
 def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable=None):

@@ -37,6 +37,11 @@ def init_weights(module: torch.nn.Module, seed: int) -> None:
             else:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
+        # float buffers a checkpoint would fill (MMDiT's pos_embed is torch.empty): left
+        # as they are, they hold whatever memory held -- sometimes NaN
+        for name, b in module.named_buffers():
+            if b.is_floating_point() and b.numel():
+                b.copy_(torch.randn(b.shape, generator=g) * 0.02)
 
 
 def _unet_config(kind: str) -> dict:
