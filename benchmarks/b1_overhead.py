@@ -40,68 +40,15 @@ if _path is None:
 
 import torch  # noqa: E402
 
-import comfy.model_management as mm  # noqa: E402
 import comfy.model_patcher  # noqa: E402
-import comfy.sd  # noqa: E402
-import comfy.sd1_clip  # noqa: E402
-import comfy.supported_models  # noqa: E402
 import folder_paths  # noqa: E402
 
 import verifier_fixtures as vf  # noqa: E402
-from tiny_models import init_weights, tiny_vae  # noqa: E402
+from tiny_models import tiny_vae  # noqa: E402
+from bench_common import clip_768, cpu_model, sd15_unet  # noqa: E402
 
 PROMPT = "a photo of a red cat sitting on a wooden chair"
 NEGATIVE = "blurry, low quality"
-
-# comfy/model_detection.py, unet_config_from_diffusers_unet: SD15 (dtype set below)
-SD15_UNET = {'use_checkpoint': False, 'image_size': 32, 'out_channels': 4,
-             'use_spatial_transformer': True, 'legacy': False, 'adm_in_channels': None,
-             'in_channels': 4, 'model_channels': 320, 'num_res_blocks': [2, 2, 2, 2],
-             'transformer_depth': [1, 1, 1, 1, 1, 1, 0, 0], 'channel_mult': [1, 2, 4, 4],
-             'transformer_depth_middle': 1, 'use_linear_in_transformer': False,
-             'context_dim': 768, 'num_heads': 8,
-             'transformer_depth_output': [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-             'use_temporal_attention': False, 'use_temporal_resblock': False}
-
-
-def sd15_unet(seed=0):
-    cfg = comfy.supported_models.SD15(dict(SD15_UNET))
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, "", device=torch.device("cpu"))
-    init_weights(model.diffusion_model, seed)  # comfy ops leave weights AND biases empty
-    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
-                                            offload_device=mm.unet_offload_device())
-
-
-def clip_768(layers=1, seed=0):
-    config = {"architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0,
-              "dropout": 0.0, "eos_token_id": 49407, "hidden_act": "quick_gelu",
-              "hidden_size": 768, "initializer_factor": 1.0, "initializer_range": 0.02,
-              "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
-              "model_type": "clip_text_model", "num_attention_heads": 12,
-              "num_hidden_layers": layers, "pad_token_id": 1, "projection_dim": 768,
-              "torch_dtype": "float32", "vocab_size": 49408}
-
-    class Target:
-        params = {"clip_model": comfy.sd1_clip.SDClipModel, "textmodel_json_config": config}
-        clip = comfy.sd1_clip.SD1ClipModel
-        tokenizer = comfy.sd1_clip.SD1Tokenizer
-
-    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
-    init_weights(clip.cond_stage_model, seed)
-    return clip
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def nfe_total(report: str) -> int:
     return int(re.search(r"NFE total:\s*(\d+)", report).group(1))

@@ -53,30 +53,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "host")]
 
+from bench_common import clip_768, cpu_model, sd15_unet  # noqa: E402
+
 MIB = 1 << 20
 PROMPT = "a photo of a cat sitting on a wooden chair"
 NEGATIVE = "blurry, ugly"
 POS_T, NEG_T = "A high-quality image of {p}", "A low-quality image of {p}"
 N, K, T, T0, END, CFG, PROBE_STEP = 4, 2, 20, 10, 17, 7.0, 15
-
-# comfy/model_detection.py, unet_config_from_diffusers_unet: SD15 (dtype set separately)
-SD15_UNET = {'use_checkpoint': False, 'image_size': 32, 'out_channels': 4,
-             'use_spatial_transformer': True, 'legacy': False, 'adm_in_channels': None,
-             'in_channels': 4, 'model_channels': 320, 'num_res_blocks': [2, 2, 2, 2],
-             'transformer_depth': [1, 1, 1, 1, 1, 1, 0, 0], 'channel_mult': [1, 2, 4, 4],
-             'transformer_depth_middle': 1, 'use_linear_in_transformer': False,
-             'context_dim': 768, 'num_heads': 8,
-             'transformer_depth_output': [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-             'use_temporal_attention': False, 'use_temporal_resblock': False}
-
-CLIP_768 = {"architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0,
-            "dropout": 0.0, "eos_token_id": 49407, "hidden_act": "quick_gelu",
-            "hidden_size": 768, "initializer_factor": 1.0, "initializer_range": 0.02,
-            "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77,
-            "model_type": "clip_text_model", "num_attention_heads": 12, "num_hidden_layers": 1,
-            "pad_token_id": 1, "projection_dim": 768, "torch_dtype": "float32",
-            "vocab_size": 49408}
-
+CLIP_LAYERS = 1
 
 # --- setup ---------------------------------------------------------------------------
 
@@ -88,29 +72,7 @@ def host():
 
 def build_models(seed: int = 0):
     """(ModelPatcher of the SD1.5 U-Net, CLIP with a 1-layer 768-wide text model)."""
-    import torch
-    import comfy.model_management as mm
-    import comfy.model_patcher
-    import comfy.sd
-    import comfy.sd1_clip
-    import comfy.supported_models
-    from tiny_models import init_weights
-
-    cfg = comfy.supported_models.SD15(dict(SD15_UNET))
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, "", device=torch.device("cpu"))
-    init_weights(model.diffusion_model, seed)  # comfy ops leave weights empty
-    patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
-                                               offload_device=mm.unet_offload_device())
-
-    class Target:
-        params = {"clip_model": comfy.sd1_clip.SDClipModel, "textmodel_json_config": CLIP_768}
-        clip = comfy.sd1_clip.SD1ClipModel
-        tokenizer = comfy.sd1_clip.SD1Tokenizer
-
-    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
-    init_weights(clip.cond_stage_model, seed + 1)
-    return patcher, clip
+    return sd15_unet(seed), clip_768(CLIP_LAYERS, seed + 1)
 
 
 def encode(clip, text):
@@ -156,17 +118,6 @@ def ksampler(model, pos, neg, lat, steps, cfg, seed=0):
 def localize(pack, model, clip, cands, seed=0):
     return pack.NODE_CLASS_MAPPINGS["LoTTSDefectLocalizer"]().localize(
         model, clip, PROMPT, cands, 0.5, 0.5, PROBE_STEP, POS_T, NEG_T, seed, steps=T)["result"]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # --- (c) memory, in a subprocess -----------------------------------------------------
@@ -325,7 +276,7 @@ def main():
     pack = host()
     import comfy.ldm.modules.attention as attention
     print(f"B2 localizer cost: SD1.5 U-Net (real config, random weights, fp32, CPU), CLIP "
-          f"768 wide x {CLIP_768['num_hidden_layers']} layer, prompt {PROMPT!r}")
+          f"768 wide x {CLIP_LAYERS} layer, prompt {PROMPT!r}")
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, python {platform.python_version()}, "
           f"ComfyUI attention {attention.optimized_attention.__name__}, "

@@ -44,6 +44,8 @@ import subprocess
 import sys
 import time
 
+from bench_common import cpu_model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests")]
 
@@ -162,17 +164,6 @@ def measure(case: str, side: str, kernel: str) -> dict:
         sys.stderr.write(proc.stderr[-4000:])
         raise RuntimeError(f"child {case}/{side}/{kernel} failed ({proc.returncode})")
     return json.loads(lines[-1][len("RESULT "):])
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():
