@@ -40,7 +40,6 @@ if _path is None:
 
 import torch  # noqa: E402
 
-import comfy.model_patcher  # noqa: E402
 import folder_paths  # noqa: E402
 
 import verifier_fixtures as vf  # noqa: E402
