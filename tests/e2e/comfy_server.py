@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from lotts.eval.runner import format_validation_error  # the runner's: one formatter
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -342,20 +344,6 @@ class ComfyClient:
                                             item.get("subfolder", ""), item["filename"])
                         files.append(dict(item, node_id=node_id, kind=kind, path=path))
         return files
-
-
-def format_validation_error(resp: dict) -> str:
-    lines = []
-    err = resp.get("error")
-    if isinstance(err, dict):
-        lines.append(f"{err.get('type')}: {err.get('message')} {err.get('details') or ''}".strip())
-    elif err:
-        lines.append(str(err))
-    for node_id, ne in (resp.get("node_errors") or {}).items():
-        for e in ne.get("errors", []):
-            lines.append(f"node {node_id} ({ne.get('class_type')}): {e.get('message')}: "
-                         f"{e.get('details')}")
-    return "; ".join(lines) or json.dumps(resp)[:2000]
 
 
 def format_execution_error(entry: dict) -> str:
