@@ -36,20 +36,82 @@ def _heads_view(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(b, n, heads, width // heads).transpose(1, 2)
 
 
+def pooled_size(grid: tuple[int, int], f: int) -> tuple[int, int]:
+    """The grid kept after pooling ``grid`` by ``f``: a partial last group still counts
+    (a 19x29 grid pools by 2 to 10x15)."""
+    return -(-grid[0] // f), -(-grid[1] // f)
+
+
+def _pad_to_multiple(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Zero-pad the last two dims of ``x`` up to multiples of ``f``."""
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, (-w) % f, 0, (-h) % f))
+
+
 def _sum_pool_keys(p: torch.Tensor, grid: tuple[int, int], f: int) -> torch.Tensor:
-    """Sum attention over f x f groups of key positions: rows stay distributions."""
+    """Sum attention over f x f groups of key positions: rows stay distributions.
+
+    A grid side that is not a multiple of f ends in a partial group (zero padding adds
+    nothing to a sum)."""
     b, r, _ = p.shape
     h, w = grid
-    pooled = F.avg_pool2d(p.reshape(b * r, 1, h, w), f) * (f * f)
+    padded = _pad_to_multiple(p.reshape(b * r, 1, h, w), f)
+    pooled = F.avg_pool2d(padded, f) * (f * f)
     return pooled.view(b, r, -1)
 
 
 def _mean_pool_queries(p: torch.Tensor, w: int, f: int) -> torch.Tensor:
-    """Average attention rows over f x f groups of query positions (whole grid rows)."""
+    """Average attention rows over f x f groups of query positions (whole grid rows).
+
+    A partial group (the grid's last rows or columns) is averaged over the positions it
+    really holds, not over f*f."""
     b, r, k = p.shape
     rows = r // w
-    grid = p.view(b, rows, w, k).permute(0, 3, 1, 2)
-    return F.avg_pool2d(grid, f).permute(0, 2, 3, 1).reshape(b, -1, k)
+    grid = _pad_to_multiple(p.view(b, rows, w, k).permute(0, 3, 1, 2), f)
+    counts = _pad_to_multiple(p.new_ones(1, 1, rows, w), f)
+    pooled = F.avg_pool2d(grid, f) / F.avg_pool2d(counts, f)
+    return pooled.permute(0, 2, 3, 1).reshape(b, -1, k)
+
+
+def pool_map(maps: torch.Tensor, f: int) -> torch.Tensor:
+    """Mean-pool ``(B, h, w)`` maps by ``f`` onto :func:`pooled_size` -- the same groups
+    (partial ones included) that pooled self-attention uses, so cross- and self-attention
+    maps describe the same cells."""
+    if f == 1:
+        return maps
+    counts = _pad_to_multiple(maps.new_ones(1, 1, *maps.shape[-2:]), f)
+    pooled = F.avg_pool2d(_pad_to_multiple(maps.unsqueeze(1).float(), f), f)
+    return (pooled / F.avg_pool2d(counts, f)).squeeze(1)
+
+
+def _row_blocks(b: int, nq: int, nk: int, row_block: int, q_numel: int,
+                max_chunk_elements: int | None) -> int:
+    """Query rows per block: the temporaries (B x rows x keys) stay under the bound.
+
+    The default bound is 1/16 of ``q``'s size, at most DEFAULT_CHUNK_ELEMENTS: the
+    temporaries then stay a small fraction of what the attention kernel itself holds
+    (its inputs and output), for a small U-Net level as for FLUX's 4096 tokens."""
+    if max_chunk_elements is None:
+        max_chunk_elements = min(DEFAULT_CHUNK_ELEMENTS, max(1 << 14, q_numel // 16))
+    rows = max(1, min(nq, max_chunk_elements // max(1, b * nk)))
+    return max(row_block, rows - rows % row_block)
+
+
+def _check_qk(qh: torch.Tensor, kh: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> None:
+    if qh.shape[0] != kh.shape[0] or qh.shape[1] != kh.shape[1] or qh.shape[3] != kh.shape[3]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must be (B, N, heads*dim) "
+                         "with the same batch and width")
+
+
+def _self_pool(pool, nq: int, nk: int):
+    """(grid, f, row_block, kept positions) for pooled self-attention, checked."""
+    if pool is None:
+        return None, 1, 1, nq, nk
+    (gh, gw), f = pool
+    if nq != gh * gw or nk != gh * gw:
+        raise ValueError(f"cannot pool a {gh}x{gw} grid by {f} for attention {nq}x{nk}")
+    ph, pw = pooled_size((gh, gw), f)
+    return (gh, gw), f, f * gw, ph * pw, ph * pw
 
 
 def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
@@ -65,51 +127,115 @@ def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
     memory is bounded by ``max_chunk_elements`` whatever the head count; only ``out``
     (float32) is kept. ``scale`` defaults to 1/sqrt(dim), as in the model.
 
-    The default block is 1/16 of ``q``'s size, at most DEFAULT_CHUNK_ELEMENTS: the
-    temporaries then stay a small fraction of what the attention kernel itself holds
-    (its inputs and output), for a small U-Net level as for FLUX's 4096 tokens.
-
     ``pool=((h, w), f)``: queries and keys are positions of an h x w grid (self-attention)
-    and the result is kept on the (h/f) x (w/f) grid -- keys summed, queries averaged over
-    f x f groups, so rows still sum to 1. This keeps a DiT's 4096-token self-attention in
-    a 1024 x 1024 matrix (16x less memory) without ever building the full one.
+    and the result is kept on the ceil(h/f) x ceil(w/f) grid -- keys summed, queries
+    averaged over f x f groups (partial groups at odd edges included), so rows still sum
+    to 1. This keeps a DiT's 4096-token self-attention in a 1024 x 1024 matrix (16x less
+    memory) without ever building the full one.
     """
     qh, kh = _heads_view(q, heads), _heads_view(k, heads)
-    if qh.shape[0] != kh.shape[0] or qh.shape[1] != kh.shape[1] or qh.shape[3] != kh.shape[3]:
-        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must be (B, N, heads*dim) "
-                         "with the same batch and width")
+    _check_qk(qh, kh, q, k)
     b, _, nq, dim = qh.shape
     nk = kh.shape[2]
-    if scale is None:
-        scale = dim ** -0.5
-    f, row_block = 1, 1
-    if pool is not None:
-        (gh, gw), f = pool
-        if gh % f or gw % f or nq != gh * gw or nk != gh * gw:
-            raise ValueError(f"cannot pool a {gh}x{gw} grid by {f} for attention {nq}x{nk}")
-        row_block = f * gw  # chunks hold whole groups of f grid rows
-    shape = (b, nq // (f * f), nk // (f * f))
+    scale = dim ** -0.5 if scale is None else scale
+    grid, f, row_block, out_q, out_k = _self_pool(pool, nq, nk)
     if out is None:
-        out = torch.zeros(shape, dtype=torch.float32, device=q.device)
-    elif out.shape != shape:
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
-    if max_chunk_elements is None:
-        max_chunk_elements = min(DEFAULT_CHUNK_ELEMENTS, max(1 << 14, q.numel() // 16))
-    rows = max(1, min(nq, max_chunk_elements // max(1, b * nk)))
-    rows = max(row_block, rows - rows % row_block)
+        out = torch.zeros((b, out_q, out_k), dtype=torch.float32, device=q.device)
+    elif out.shape != (b, out_q, out_k):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(b, out_q, out_k)}")
+    rows = _row_blocks(b, nq, nk, row_block, q.numel(), max_chunk_elements)
     factor = weight / heads
     for h in range(heads):
         k_h = kh[:, h].float()
         for start in range(0, nq, rows):
             q_h = qh[:, h, start:start + rows].float()
             probs = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale).softmax(dim=-1)
-            if f > 1:
-                probs = _mean_pool_queries(_sum_pool_keys(probs, (gh, gw), f), gw, f)
-                lo = start // (f * f)
-                out[:, lo:lo + probs.shape[1]].add_(probs, alpha=factor)
-            else:
-                out[:, start:start + rows].add_(probs, alpha=factor)
+            _add_rows(out, probs, start, grid, f, factor)
     return out
+
+
+def _add_rows(out: torch.Tensor, probs: torch.Tensor, start: int, grid, f: int,
+              factor: float) -> None:
+    """Add a block of attention rows (starting at query ``start``) into ``out``,
+    pooled by ``f`` on ``grid`` when f > 1."""
+    if f > 1:
+        probs = _mean_pool_queries(_sum_pool_keys(probs, grid, f), grid[1], f)
+        start = (start // (f * grid[1])) * -(-grid[1] // f)
+    out[:, start:start + probs.shape[1]].add_(probs, alpha=factor)
+
+
+def joint_attention_maps(q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: int,
+                         token_weights: torch.Tensor, *, self_out: torch.Tensor | None = None,
+                         self_pool: tuple[tuple[int, int], int] | None = None,
+                         scale: float | None = None,
+                         max_chunk_elements: int | None = None) -> torch.Tensor:
+    """Image->text and image->image attention out of one *joint* attention (DiTs).
+
+    A DiT's joint attention is one softmax over ``[text, image]`` keys. The image->text
+    map is sliced out of that softmax, as the model computes it:
+
+        CA[b, i] = (1/H) sum_h sum_m softmax([k_txt, k_img])[i, m] * w[m] / sum_m w[m]
+
+    (m over the ``txt`` text keys) -- so it carries the share of attention each image
+    position gives to text at all, which differs between prompts. The image->image part
+    is renormalised over the image keys alone, ``softmax(k_img)``, because propagation
+    (``SA @ CA``) needs rows that are distributions; it is added into ``self_out``
+    (pooled by ``self_pool`` as in :func:`head_mean_attention`) when given.
+
+    ``q_img`` holds the image queries ``(B, heads, N_img, dim)`` (or token-major), ``k``
+    all keys, text first. Row blocks keep the temporaries bounded as in
+    :func:`head_mean_attention`. Returns CA ``(B, N_img)``.
+    """
+    qh, kh = _heads_view(q_img, heads), _heads_view(k, heads)
+    _check_qk(qh, kh, q_img, k)
+    b, _, nq, dim = qh.shape
+    nk = kh.shape[2]
+    if nk != txt + nq:
+        raise ValueError(f"joint attention has {nk} keys, expected {txt} text + {nq} image")
+    scale = dim ** -0.5 if scale is None else scale
+    w = token_weights.to(q_img.device, torch.float32)
+    w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
+    if w.shape != (b, txt):
+        raise ValueError(f"token_weights {tuple(token_weights.shape)} do not match the {txt} "
+                         "text tokens of the joint attention")
+    total = w.sum(dim=1, keepdim=True)
+    if (total <= 0).any():
+        raise ValueError("token_weights select no token: the prompt has no content tokens")
+    w = (w / total).unsqueeze(-1)  # (B, txt, 1)
+    grid, f, row_block, out_q, out_k = _self_pool(self_pool, nq, nq)
+    if self_out is not None and self_out.shape != (b, out_q, out_k):
+        raise ValueError(f"self_out has shape {tuple(self_out.shape)}, expected {(b, out_q, out_k)}")
+    cross = torch.zeros(b, nq, dtype=torch.float32, device=q_img.device)
+    rows = _row_blocks(b, nq, nk, row_block, q_img.numel(), max_chunk_elements)
+    for h in range(heads):
+        k_h = kh[:, h].float()
+        for start in range(0, nq, rows):
+            q_h = qh[:, h, start:start + rows].float()
+            logits = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale)
+            cross[:, start:start + q_h.shape[1]] += torch.bmm(
+                logits.softmax(dim=-1)[..., :txt], w).squeeze(-1) / heads
+            if self_out is not None:
+                _add_rows(self_out, logits[..., txt:].softmax(dim=-1), start, grid, f, 1 / heads)
+    return cross
+
+
+def fold_repeated_keys(probs: torch.Tensor, tokens: int) -> torch.Tensor:
+    """Attention over a text sequence repeated whole, folded back onto one copy.
+
+    When ComfyUI batches conditionings of different lengths it repeats the shorter one
+    until the lengths agree (``CONDCrossAttn.concat``: 77 tokens become 154 beside a
+    154-token prompt). Repeated keys split each token's attention evenly over its copies
+    and leave the model's output unchanged, so summing the copies gives exactly the
+    attention the conditioning gets when evaluated alone. ``probs`` is ``(B, N, M)``
+    with ``M`` a multiple of ``tokens``.
+    """
+    b, n, m = probs.shape
+    if m == tokens:
+        return probs
+    if m % tokens:
+        raise ValueError(f"{m} text keys are not a whole repetition of the prompt's "
+                         f"{tokens} tokens")
+    return probs.view(b, n, m // tokens, tokens).sum(dim=2)
 
 
 def cross_attention_map(probs: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
@@ -162,9 +288,9 @@ def resize_map(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class AttentionAccumulator:
     """Running means of cross-attention maps (per conditioning) and self-attention.
 
-    ``grid`` is the (h, w) token grid the maps are kept at. Cross-attention from a layer
-    at another resolution is resized to it; self-attention must come from layers at
-    ``grid`` or an integer multiple of it (pooled on the fly, see head_mean_attention).
+    ``grid`` is the (h, w) token grid the maps are kept at. A layer at an integer multiple
+    f of it (ceil-divided: a 19x29 DiT token grid pools by 2 onto 10x15) is pooled by f
+    on the fly; cross-attention from a layer at any other resolution is resized to it.
     """
 
     def __init__(self, grid: tuple[int, int]):
@@ -178,12 +304,16 @@ class AttentionAccumulator:
     def positions(self) -> int:
         return self.grid[0] * self.grid[1]
 
-    def add_cross(self, key, q: torch.Tensor, k: torch.Tensor, heads: int,
-                  token_weights: torch.Tensor, grid: tuple[int, int]) -> None:
-        """Fold one layer's image->text attention for conditioning ``key`` into its mean."""
-        probs = head_mean_attention(q, k, heads)
-        ca = cross_attention_map(probs, token_weights).view(-1, *grid)
-        ca = resize_map(ca, self.grid)
+    def pool_factor(self, grid: tuple[int, int]) -> int | None:
+        """The integer f with ceil(grid / f) == the kept grid (the smallest), or None."""
+        f = -(-grid[0] // self.grid[0])
+        return f if f >= 1 and pooled_size(grid, f) == self.grid else None
+
+    def _to_grid(self, ca: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        f = self.pool_factor(tuple(grid))
+        return pool_map(ca, f) if f is not None else resize_map(ca, self.grid)
+
+    def _fold_in(self, key, ca: torch.Tensor) -> None:
         if key in self._cross:
             self._cross[key] += ca
             self._cross_n[key] += 1
@@ -191,15 +321,22 @@ class AttentionAccumulator:
             self._cross[key] = ca
             self._cross_n[key] = 1
 
-    def add_self(self, q: torch.Tensor, k: torch.Tensor, heads: int,
-                 grid: tuple[int, int]) -> None:
-        """Fold one layer's image->image attention into the running mean, in place.
+    def add_cross(self, key, q: torch.Tensor, k: torch.Tensor, heads: int,
+                  token_weights: torch.Tensor, grid: tuple[int, int]) -> None:
+        """Fold one layer's image->text attention for conditioning ``key`` into its mean.
 
-        A layer at an integer multiple f of the kept grid is pooled by f on the fly.
+        ``k`` may hold the prompt's tokens repeated whole (ComfyUI's batching of
+        conditionings of different lengths): see :func:`fold_repeated_keys`.
         """
+        probs = fold_repeated_keys(head_mean_attention(q, k, heads), token_weights.shape[-1])
+        ca = cross_attention_map(probs, token_weights).view(-1, *grid)
+        self._fold_in(key, self._to_grid(ca, grid))
+
+    def _self_target(self, q: torch.Tensor, grid: tuple[int, int]):
+        """The running self-attention sum and the pooling for a layer at ``grid``."""
         grid = tuple(grid)
-        f = grid[0] // self.grid[0]
-        if f < 1 or grid != (self.grid[0] * f, self.grid[1] * f):
+        f = self.pool_factor(grid)
+        if f is None:
             raise ValueError(f"self-attention at grid {grid} cannot join maps kept "
                              f"at {self.grid}")
         if self._self is None:
@@ -207,10 +344,33 @@ class AttentionAccumulator:
                                      dtype=torch.float32, device=q.device)
         elif self._self.shape[0] != q.shape[0]:
             raise ValueError("self-attention batch changed between layers")
-        head_mean_attention(q, k, heads, out=self._self, pool=(grid, f) if f > 1 else None)
+        return (grid, f) if f > 1 else None
+
+    def add_self(self, q: torch.Tensor, k: torch.Tensor, heads: int,
+                 grid: tuple[int, int]) -> None:
+        """Fold one layer's image->image attention into the running mean, in place."""
+        pool = self._self_target(q, grid)
+        head_mean_attention(q, k, heads, out=self._self, pool=pool)
         self._self_n += 1
 
-    def keys(self):
+    def add_joint(self, key, q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: int,
+                  token_weights: torch.Tensor, grid: tuple[int, int],
+                  with_self: bool) -> None:
+        """Fold one joint-attention layer (DiT): image->text for ``key`` sliced from the
+        joint softmax, and (``with_self``) image->image renormalised over image keys.
+        See :func:`joint_attention_maps`."""
+        self_out = pool = None
+        if with_self:
+            pool = self._self_target(q_img, grid)
+            self_out = self._self
+        ca = joint_attention_maps(q_img, k, txt, heads, token_weights, self_out=self_out,
+                                  self_pool=pool)
+        self._fold_in(key, self._to_grid(ca.view(-1, *grid), grid))
+        if with_self:
+            self._self_n += 1
+
+    def cross_keys(self) -> list:
+        """The conditionings whose cross-attention was captured."""
         return list(self._cross)
 
     def cross_map(self, key) -> torch.Tensor:

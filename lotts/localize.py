@@ -138,3 +138,26 @@ def feather_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     m = F.conv2d(m, kernel.view(1, 1, 1, -1))
     m = F.conv2d(m, kernel.view(1, 1, -1, 1))
     return m.squeeze(1).clamp(0.0, 1.0)
+
+
+def grid_to_latent(maps: torch.Tensor, factor: int, latent_hw: tuple[int, int], *,
+                   smooth: bool = False) -> torch.Tensor:
+    """``(B, h, w)`` maps on an attention grid brought onto the latent's own grid.
+
+    Cell ``(i, j)`` covers latent pixels ``[i*factor, (i+1)*factor)`` (and likewise for
+    j): the grid spans the latent padded up to ``grid * factor`` -- a DiT pads the
+    latent to its patch size, a U-Net's stride-2 convolutions round odd sides up -- so
+    the padded cells are cropped, never stretched over the image. ``smooth`` upsamples
+    bilinearly (heatmaps); otherwise each cell is repeated (masks stay binary).
+    """
+    h, w = latent_hw
+    gh, gw = maps.shape[-2:]
+    if not (gh * factor >= h > (gh - 1) * factor and gw * factor >= w > (gw - 1) * factor):
+        raise ValueError(f"a {gh}x{gw} grid at {factor} latent pixels per cell does not "
+                         f"cover a {h}x{w} latent")
+    if smooth:
+        up = F.interpolate(maps.unsqueeze(1).float(), size=(gh * factor, gw * factor),
+                           mode="bilinear", align_corners=False).squeeze(1)
+    else:
+        up = maps.float().repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+    return up[..., :h, :w]

@@ -35,7 +35,7 @@ import comfy.samplers
 from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
-from ..lotts.attention import AttentionAccumulator
+from ..lotts.attention import AttentionAccumulator, pooled_size
 
 TARGET_FACTOR = 4
 
@@ -90,6 +90,15 @@ def choose_blocks(blocks: list[tuple[str, int, int]], target: int = TARGET_FACTO
     return [(name, idx) for name, idx, f in blocks if f == chosen], chosen
 
 
+def downsampled(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """A latent side after log2(factor) stride-2 down-samplings, each rounding up
+    (a U-Net's padded 3x3 convolutions; a DiT's patchify of a padded latent)."""
+    h, w = size
+    while factor > 1:
+        h, w, factor = -(-h // 2), -(-w // 2), factor // 2
+    return h, w
+
+
 class UNetRecorder:
     """Receives attn1 (self) and attn2 (cross) calls of the chosen U-Net blocks.
 
@@ -97,38 +106,41 @@ class UNetRecorder:
     of conditionings given to the probe, which ComfyUI reports per batch chunk in
     ``cond_or_uncond``). Self-attention is kept for conditioning 0 (the user's prompt)
     only: it describes the image's own structure, which is what propagation needs.
+
+    ``grid`` is the chosen level's token grid for the whole latent. A call at another
+    grid comes from an area-restricted conditioning entry (ComfyUI crops the latent to
+    the area): it is not recorded, since its positions are not the image's.
     """
 
-    def __init__(self, token_weights: dict[int, torch.Tensor]):
+    attention = "cross"
+
+    def __init__(self, token_weights: dict[int, torch.Tensor], grid: tuple[int, int],
+                 factor: int, blocks: list[tuple[str, int]]):
         self.token_weights = token_weights
-        self.acc: AttentionAccumulator | None = None
+        self.grid, self.factor = tuple(grid), factor
+        self.blocks = [f"{name} {idx}" for name, idx in blocks]
+        self.acc = AttentionAccumulator(self.grid)
 
     def _chunks(self, q, k, extra_options):
         conds = extra_options["cond_or_uncond"]
-        grid = tuple(extra_options["activations_shape"][-2:])
-        if self.acc is None:
-            self.acc = AttentionAccumulator(grid)
-        return conds, grid, q.chunk(len(conds)), k.chunk(len(conds))
+        if tuple(extra_options["activations_shape"][-2:]) != self.grid:
+            return []
+        return list(zip(conds, q.chunk(len(conds)), k.chunk(len(conds))))
 
     def attn1(self, q, k, v, extra_options):
         out = optimized_attention(q, k, v, extra_options["n_heads"],
                                   attn_precision=extra_options.get("attn_precision"))
-        conds, grid, qs, ks = self._chunks(q, k, extra_options)
-        for c, qc, kc in zip(conds, qs, ks):
+        for c, qc, kc in self._chunks(q, k, extra_options):
             if c == 0:
-                self.acc.add_self(qc, kc, extra_options["n_heads"], grid)
+                self.acc.add_self(qc, kc, extra_options["n_heads"], self.grid)
         return out
 
     def attn2(self, q, k, v, extra_options):
         out = optimized_attention(q, k, v, extra_options["n_heads"],
                                   attn_precision=extra_options.get("attn_precision"))
-        conds, grid, qs, ks = self._chunks(q, k, extra_options)
-        for c, qc, kc in zip(conds, qs, ks):
-            w = self.token_weights[c]
-            if w.shape[0] != kc.shape[1]:
-                raise RuntimeError(f"conditioning {c} has {kc.shape[1]} text tokens at the "
-                                   f"cross-attention but its prompt tokenized to {w.shape[0]}")
-            self.acc.add_cross(c, qc, kc, extra_options["n_heads"], w, grid)
+        for c, qc, kc in self._chunks(q, k, extra_options):
+            self.acc.add_cross(c, qc, kc, extra_options["n_heads"], self.token_weights[c],
+                               self.grid)
         return out
 
     def patch(self, model_clone, blocks) -> None:
@@ -140,15 +152,22 @@ class UNetRecorder:
 class DiTRecorder:
     """Slices image->text and image->image attention out of a DiT's joint attention.
 
-    ``image_grid`` is the DiT's token grid (latent/2: patch size 2, padded up).
+    ``image_grid`` is the DiT's token grid (latent/2: patch size 2, padded up); maps are
+    kept on it pooled by 2 (ceil), the latent/4 grid every backbone localizes on.
+    Image->text comes from the joint softmax over [text, image] keys, as the model
+    computes it; image->image is renormalised over the image keys
+    (lotts.attention.joint_attention_maps says why).
     """
 
-    def __init__(self, token_weights: dict[int, torch.Tensor], image_grid: tuple[int, int]):
+    attention = "joint"
+
+    def __init__(self, token_weights: dict[int, torch.Tensor], image_grid: tuple[int, int],
+                 patch: int = 2, blocks: list[int] = ()):
         self.token_weights = token_weights
         self.image_grid = tuple(image_grid)
-        h, w = self.image_grid
-        keep = (h // 2, w // 2) if h % 2 == 0 and w % 2 == 0 else self.image_grid
-        self.acc = AttentionAccumulator(keep)
+        self.acc = AttentionAccumulator(pooled_size(self.image_grid, 2))
+        self.factor = 2 * patch
+        self.blocks = [f"joint {i}" for i in blocks]
         self.active: tuple[int, int] | None = None
 
     def block(self, args, extra):
@@ -176,19 +195,15 @@ class DiTRecorder:
         if q4.shape[2] != txt + img:
             return  # not the joint attention (e.g. SD3.5's extra image-only attention)
         if img != self.image_grid[0] * self.image_grid[1]:
-            raise RuntimeError(f"{img} image tokens do not form the expected "
-                               f"{self.image_grid[0]}x{self.image_grid[1]} grid")
+            return  # an area-restricted conditioning entry: not the whole image
         conds = (transformer_options or {}).get("cond_or_uncond", [0])
-        chunks = zip(conds, q4.chunk(len(conds)), k4.chunk(len(conds)))
-        for c, qc, kc in chunks:
-            q_img, k_txt = qc[:, :, txt:], kc[:, :, :txt]
+        for c, qc, kc in zip(conds, q4.chunk(len(conds)), k4.chunk(len(conds))):
             w = self.token_weights[c]
             if w.shape[0] != txt:
                 raise RuntimeError(f"conditioning {c} has {txt} text tokens in the joint "
                                    f"attention but its prompt tokenized to {w.shape[0]}")
-            self.acc.add_cross(c, q_img, k_txt, heads, w, self.image_grid)
-            if c == 0:
-                self.acc.add_self(q_img, kc[:, :, txt:], heads, self.image_grid)
+            self.acc.add_joint(c, qc[:, :, txt:], kc, txt, heads, w, self.image_grid,
+                               with_self=c == 0)
 
     def patch(self, model_clone, blocks) -> None:
         for i in blocks:
@@ -202,22 +217,25 @@ def make_recorder(model, token_weights: dict[int, torch.Tensor], latent_shape):
     """The recorder for ``model``'s backbone and the blocks it patches.
 
     Returns ``(recorder, blocks)``; call ``recorder.patch(model.clone(), blocks)``.
+    ``recorder.factor`` is the latent pixels per kept grid cell: the kept grid covers
+    the latent padded up to ``grid * factor`` (lotts.localize.grid_to_latent crops it).
     """
     dm = model.get_model_object("diffusion_model")
+    latent_hw = tuple(latent_shape[-2:])
     if is_unet(dm):
-        blocks, _ = choose_blocks(unet_attention_blocks(dm))
-        return UNetRecorder(token_weights), blocks
+        blocks, factor = choose_blocks(unet_attention_blocks(dm))
+        return UNetRecorder(token_weights, downsampled(latent_hw, factor), factor, blocks), blocks
     blocks = dit_blocks(dm)
     if blocks is None:
         raise ValueError(f"LoTTS Defect Localizer supports U-Nets (SD1.x, SD2.x, SDXL) and "
                          f"joint-attention DiTs (FLUX, SD3/3.5); this MODEL is a "
                          f"{type(dm).__name__}.")
-    h, w = latent_shape[-2:]
+    h, w = latent_hw
     patch = getattr(dm, "patch_size", None)  # FLUX
     if patch is None:  # SD3: on its patch embedder, as a tuple
         patch = getattr(getattr(dm, "x_embedder", None), "patch_size", (2, 2))[0]
     grid = (-(-h // patch), -(-w // patch))  # the DiT pads the latent up to the patch size
-    return DiTRecorder(token_weights, grid), blocks
+    return DiTRecorder(token_weights, grid, patch, blocks), blocks
 
 
 class ProbeGuider(comfy.samplers.CFGGuider):

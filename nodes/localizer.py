@@ -14,14 +14,14 @@ import torch
 import comfy.model_management
 import comfy.samplers
 
-from ..lotts.localize import feather_mask, grow_mask, localize, resize_mask
+from ..lotts.localize import feather_mask, grid_to_latent, grow_mask, localize, resize_mask
 from ..lotts.attention import resize_map
 from ..lotts.preview import colorize
 from ..lotts.prompts import DEFAULT_NEGATIVE_TEMPLATE, DEFAULT_POSITIVE_TEMPLATE, quality_prompts
 from .attention_capture import make_recorder, probe
 from .ui_previews import latent_to_rgb, localizer_viewer
-from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, Progress, check_latent, pixel_size,
-                     scheduler_input, seeded_noise)
+from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, Progress, check_conditioning,
+                     check_latent, pixel_size, scheduler_input, seeded_noise)
 
 
 def encode(clip, text: str):
@@ -46,6 +46,18 @@ def encode(clip, text: str):
             return cond, torch.tensor([1.0 if i > 0 else 0.0 for i in ids])
     raise ValueError(f"cannot align the tokens of {text!r} with its conditioning "
                      f"({tokens_needed} tokens): unsupported text encoder for the localizer.")
+
+
+def with_text_of(positive, encoded):
+    """The user's ``positive`` conditioning with its text replaced by ``encoded``'s.
+
+    Every option of every entry stays -- FLUX guidance, SDXL size and crop, ControlNet /
+    T2I-Adapter / GLIGEN, hooks, area, strength, masks -- so the probe sees the model as
+    the user's sampling did; only the text embedding and what the text encoder derived
+    from the text (the pooled output, an attention mask) are the new text's.
+    """
+    text_emb, text_opts = encoded[0]
+    return [[text_emb, {**opts, **text_opts}] for _, opts in positive]
 
 
 class LoTTSDefectLocalizer:
@@ -103,29 +115,53 @@ class LoTTSDefectLocalizer:
             "vae": ("VAE", {"tooltip": "Optional, for the on-node viewer only: decodes the "
                                        "candidates exactly. Without it the viewer shows a "
                                        "fast approximate colour preview of the latents."}),
+            "positive": ("CONDITIONING", {
+                "tooltip": "The positive conditioning the candidates were sampled with. The "
+                           "probe then keeps everything it carries (FLUX guidance, SDXL size, "
+                           "ControlNet, hooks, areas) and only swaps in the quality prompts' "
+                           "text. Not connected: the three prompts are encoded from text alone "
+                           "(as in workflows saved before this input existed)."}),
         }}
 
     def localize(self, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
                  positive_template, negative_template, seed, steps=20, scheduler="normal",
-                 grow=0, feather=0, vae=None):
+                 grow=0, feather=0, vae=None, positive=None):
+        info = {}
         mask, heatmap = localize_candidates(model, clip, prompt, candidates, mask_ratio,
                                             prior_weight, probe_step, positive_template,
                                             negative_template, seed, steps, scheduler, grow,
-                                            feather)
+                                            feather, positive=positive, info=info)
         samples = candidates["samples"]
         images = vae.decode(samples) if vae is not None else latent_to_rgb(model, samples)
         ui = localizer_viewer(images[..., :3], mask, heatmap, mask_ratio)
+        ui["lotts_localizer"] = [info]
         return {"ui": ui, "result": (mask, heatmap)}
+
+
+def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight):
+    """One candidate's mask and P from what ``recorder`` captured, on the latent's grid
+    (padded cells cropped, lotts.localize.grid_to_latent)."""
+    acc = recorder.acc
+    if any(c not in acc.cross_keys() for c in range(3)):
+        raise ValueError("positive has only area-restricted entries: the localizer needs "
+                         "the attention of the whole image. Connect a conditioning with "
+                         "an entry for the whole image (or leave positive unconnected).")
+    mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
+                       acc.self_matrix(), mask_ratio, prior_weight)
+    return (grid_to_latent(mask, recorder.factor, latent_hw),
+            grid_to_latent(p, recorder.factor, latent_hw, smooth=True))
 
 
 def localize_candidates(model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
                         positive_template=DEFAULT_POSITIVE_TEMPLATE,
                         negative_template=DEFAULT_NEGATIVE_TEMPLATE, seed=0, steps=20,
-                        scheduler="normal", grow=0, feather=0, progress=None):
+                        scheduler="normal", grow=0, feather=0, progress=None, *,
+                        positive=None, info=None):
     """Masks (pixel size) and colourised P for every candidate; one probe pass each.
 
     Candidate i is probed with noise from seed + i, so its mask does not depend on the
-    rest of the batch.
+    rest of the batch. ``info`` (a dict), when given, receives what was captured: the
+    backbone, the attention kind and the blocks.
     """
     if not 0.0 < mask_ratio <= 1.0:
         raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}.")
@@ -137,13 +173,17 @@ def localize_candidates(model, clip, prompt, candidates, mask_ratio, prior_weigh
     samples = check_latent(model, candidates, "candidates")
     if not 0 <= probe_step < steps:
         raise ValueError(f"probe_step ({probe_step}) must be in [0, steps) = [0, {steps}).")
+    if positive is not None:
+        check_conditioning(model, positive, "positive")
 
-    conds, weights = zip(*(encode(clip, t) for t in (prompt.strip(), pos_text, neg_text)))
+    encoded, weights = zip(*(encode(clip, t) for t in (prompt.strip(), pos_text, neg_text)))
+    conds = [with_text_of(positive, e) if positive is not None else e for e in encoded]
     sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"),
                                              scheduler, steps)
     sigma = float(sigmas[probe_step])
 
     n = samples.shape[0]
+    latent_hw = tuple(samples.shape[-2:])
     progress = progress or Progress(model, n)
     masks, maps = [], []
     for i in range(n):
@@ -152,13 +192,15 @@ def localize_candidates(model, clip, prompt, candidates, mask_ratio, prior_weigh
         patched = model.clone()
         recorder.patch(patched, blocks)
         one = samples[i:i + 1]
-        probe(patched, list(conds), one, seeded_noise(one, [seed + i]), sigma, seed + i)
-        acc = recorder.acc
-        mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
-                           acc.self_matrix(), mask_ratio, prior_weight)
+        probe(patched, conds, one, seeded_noise(one, [seed + i]), sigma, seed + i)
+        mask, p = mask_and_map(recorder, latent_hw, mask_ratio, prior_weight)
         masks.append(mask.cpu())
         maps.append(p.cpu())
         progress.advance(1)
+    if info is not None:
+        info.update(backbone=type(model.model).__name__, attention=recorder.attention,
+                    blocks=list(recorder.blocks), latent_channels=int(samples.shape[1]),
+                    grid=list(recorder.acc.grid), layers=list(recorder.acc.layers_seen))
 
     size = pixel_size(samples)
     mask = resize_mask(torch.cat(masks), size)

@@ -54,3 +54,9 @@ def freeze(obj):
 def model_state(model):
     return (freeze(model.model_options), freeze(model.patches), freeze(model.object_patches),
             model.patches_uuid)
+
+
+def pack_module(name: str):
+    """A module of the pack as ComfyUI loaded it, e.g. pack_module("nodes.localizer")."""
+    import sys
+    return sys.modules[f"{load_pack().__name__}.{name}"]
