@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import verifier_fixtures as vf
-from lotts.verifiers import VerifierError, availability, load_verifier, rank
+from lotts.verifiers import DEFAULT_BATCH_SIZE, VerifierError, availability, load_verifier, rank
 from lotts.verifiers.base import resize_longer_pad, resize_shorter_center_crop
 from lotts.verifiers.weights import convert_to_safetensors, load_state_dict
 
@@ -98,6 +98,47 @@ def test_batch_of_8_equals_8_single_calls(loaded, name):
     assert (batched - single).abs().max().item() < 1e-5
     chunked = v.score(imgs, PROMPT, batch_size=3)
     assert (batched - chunked).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cancel_check_runs_between_chunks_and_chunking_keeps_scores(loaded, name, monkeypatch):
+    v = loaded[name]
+    imgs = vf.images(7, seed=5)
+    one_pass = v.score(imgs, PROMPT, batch_size=7)
+    log = []
+    forward = v.forward
+    monkeypatch.setattr(v, "forward", lambda inputs: (log.append(inputs["pixel_values"].shape[0]),
+                                                      forward(inputs))[1])
+    chunked = v.score(imgs, PROMPT, batch_size=3, check_cancel=lambda: log.append("check"))
+    assert log == [3, "check", 3, "check", 1]  # between chunks, not before the first or after the last
+    # float32 GEMMs of other shapes round differently: equal to float32 precision of the score scale
+    assert chunked.shape == (7,) and torch.allclose(chunked, one_pass, rtol=1e-6, atol=1e-5)
+    log.clear()
+    default = v.score(vf.images(DEFAULT_BATCH_SIZE + 2, seed=5), PROMPT, check_cancel=lambda: log.append("check"))
+    assert DEFAULT_BATCH_SIZE == 8 and log == [8, "check", 2] and default.shape == (10,)
+
+
+def test_cancel_raised_between_chunks_stops_scoring(loaded, monkeypatch):
+    v = loaded["HPSv2.1"]
+    calls = []
+    forward = v.forward
+    monkeypatch.setattr(v, "forward", lambda inputs: (calls.append(1), forward(inputs))[1])
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel():
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        v.score(vf.images(6), PROMPT, batch_size=2, check_cancel=cancel)
+    assert calls == [1]  # the first chunk ran, nothing after the cancel
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True])
+def test_bad_batch_size_is_named(loaded, bad):
+    with pytest.raises(VerifierError, match="'batch_size'.*whole number"):
+        loaded["ImageReward"].score(vf.images(2), PROMPT, batch_size=bad)
 
 
 @pytest.mark.parametrize("name", ["ImageReward", "HPSv2.1", "PickScore"])

@@ -153,6 +153,34 @@ def test_scoring_loads_through_comfy_and_offloads_unless_keep_loaded(pack, model
     assert all(lm.model is not k.patcher for lm in mm.current_loaded_models)
 
 
+def test_cancel_during_scoring_stops_between_chunks_and_offloads(pack, models_dir, monkeypatch):
+    """Cancel pressed while the first chunk is scored: ComfyUI's interrupt is raised before
+    the next chunk, the model is offloaded, and the next pick is whole again."""
+    loader, pick = _nodes(pack)
+    (v,) = loader.load("ImageReward", "ImageReward/ImageReward.pt", "fp32")
+    chunks = []
+    forward = v.verifier.forward
+
+    def forward_then_cancel(inputs):
+        chunks.append(inputs["pixel_values"].shape[0])
+        if len(chunks) == 1:
+            mm.interrupt_current_processing(True)  # what the Cancel button does
+        return forward(inputs)
+
+    monkeypatch.setattr(v.verifier, "forward", forward_then_cancel)
+    imgs = vf.images(20, h=32, w=32, seed=6)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            pick.pick(v, imgs, PROMPT, 1)
+        assert chunks == [8]  # no chunk after the cancel
+        assert not mm.processing_interrupted()  # ComfyUI's check consumed the flag
+        assert all(lm.model is not v.patcher for lm in mm.current_loaded_models)  # offloaded
+    finally:
+        mm.interrupt_current_processing(False)
+    out = pick.pick(v, imgs, PROMPT, 1)
+    assert chunks == [8, 8, 8, 4] and len(json.loads(out["result"][3])) == 20
+
+
 def test_hps_uses_comfyui_clip_tokenizer_and_pickscore_folder(pack, models_dir):
     loader, pick = _nodes(pack)
     (h,) = loader.load("HPSv2.1", "HPS_v2.1_compressed.pt", "auto")
