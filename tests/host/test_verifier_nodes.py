@@ -207,6 +207,24 @@ def test_wrong_file_for_verifier_names_weights(pack, models_dir):
         loader.load("ImageReward", "HPS_v2.1_compressed.pt", "fp32")
 
 
+def test_bad_side_files_are_refused_by_the_loader_node(pack, models_dir):
+    """Not at pick time: the loader names the file, what is wrong and where to get it."""
+    loader, _ = _nodes(pack)
+    folder = models_dir / "ImageRewardBadConfig"
+    vf.make_imagereward(folder)
+    med = folder / "med_config.json"
+    cfg = json.loads(med.read_text())
+    for content, problem in (("<!DOCTYPE html><html><head></head><body></body></html>", "is an HTML page"),
+                             (json.dumps(dict(cfg, num_attention_heads=7)),
+                              "says num_attention_heads 7, which does not divide hidden_size 64")):
+        med.write_text(content)
+        with pytest.raises(ValueError) as e:
+            loader.load("ImageReward", "ImageRewardBadConfig/ImageReward.pt", "fp32")
+        msg = str(e.value)
+        assert msg.startswith("'weights' = 'ImageRewardBadConfig/ImageReward.pt' (ImageReward): ")
+        assert f"{med} {problem}" in msg and "THUDM/ImageReward/resolve/main/med_config.json" in msg
+
+
 def test_bad_inputs_name_the_input(pack, models_dir):
     loader, pick = _nodes(pack)
     (v,) = loader.load("ImageReward", "ImageReward/ImageReward.pt", "fp32")
