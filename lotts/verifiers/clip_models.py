@@ -5,7 +5,8 @@ LAION aesthetic.
   open_clip key names) are converted on load to a ``CLIPModel`` (q/k/v split from
   ``in_proj``, ``c_fc/c_proj`` -> ``fc1/fc2``, projections transposed) and loaded strictly.
   Score = cosine(image, text) as in ``hpsv2.score``; images resized (longer side) and
-  zero-padded to square as open_clip's ``ResizeMaxSize``.
+  zero-padded to square as open_clip's ``ResizeMaxSize``; prompts tokenised as open_clip
+  does (its cleaning included, see ``openclip_tokenizer``).
 - PickScore: a transformers CLIP folder (``PickScore_v1``); score = ``logit_scale.exp() *
   cosine`` as in its model card. CLIP score: same on any CLIP folder, ``100 * cosine``
   (torchmetrics' convention without its clamp at 0, so rankings stay informative).
@@ -30,6 +31,7 @@ from .base import (Verifier, VerifierError, normalize, resize_longer_pad,
                    resize_shorter_center_crop, to_nchw)
 from .download import official_url
 from .imagereward import RewardMLP, default_heads
+from .openclip_tokenizer import OpenClipTokenizer
 from .side_files import ConfigCheck, read_json_object, read_text
 from .weights import WEIGHT_EXTENSIONS, load_hf_folder_state_dict, load_state_dict, load_strict
 
@@ -490,7 +492,7 @@ def load_hps(path, dtype=torch.float32, device="cpu", tokenizer_dirs=(), name="H
     model = _build_clip(config)
     load_strict(model, sd, what)
     del sd
-    tok = _tokenizer_for(path, model, name, tokenizer_dirs)
+    tok = _tokenizer_for(path, model, name, tokenizer_dirs, kind=OpenClipTokenizer)
     v = HPSVerifier(model.to(device=device, dtype=dtype), tok, dtype, scale=1.0)
     v.name = name
     return v

@@ -220,6 +220,14 @@ def test_tokenizer_end_token_must_be_where_the_model_reads(tmp_path):
     assert f"has its end token at id {vf.CLIP_VOCAB_SIZE - 1} but the model reads the text feature at id 7" in msg
 
 
+def test_merges_that_do_not_match_the_vocabulary_are_refused(tmp_path):
+    path, folder = make("HPSv2.1", tmp_path)
+    with open(folder / "merges.txt", "a", encoding="utf-8") as f:
+        f.write("x yz\n")
+    msg = refused("HPSv2.1", path)
+    assert f"{folder / 'vocab.json'} + merges.txt is not a CLIP BPE vocabulary (no token(s) 'xyz')" in msg
+
+
 def test_good_side_files_still_load(tmp_path):
     for name in ("ImageReward", "HPSv2.1", "PickScore", "CLIPScore", "Aesthetic"):
         path, _ = make(name, tmp_path / name)

@@ -387,6 +387,7 @@ def test_torch_load_is_always_weights_only():
 # ------------------------------------------------------------------ optional dependencies
 @pytest.mark.parametrize("package, disabled, load", [
     ("transformers", ("HPSv2", "HPSv2.1", "PickScore", "CLIPScore", "Aesthetic"), "PickScore"),
+    ("ftfy", ("HPSv2", "HPSv2.1"), "HPSv2.1"),  # HPS's open_clip prompt cleaning
 ])
 def test_missing_dependency_disables_only_its_verifiers(package, disabled, load):
     code = f"""

@@ -192,6 +192,24 @@ def test_hps_uses_comfyui_clip_tokenizer_and_pickscore_folder(pack, models_dir):
     assert len(json.loads(pick.pick(p, vf.images(3), PROMPT, 1)["result"][3])) == 3
 
 
+def test_hps_ids_are_open_clip_ids_on_comfyui_clip_vocabulary(pack, models_dir):
+    """The real CLIP vocabulary (ComfyUI's sd1_tokenizer): ids from open_clip's algorithm
+    (the tests' oracle), and by value for prompts checked against hpsv2's own tokenizer."""
+    loader, _ = _nodes(pack)
+    (h,) = loader.load("HPSv2.1", "HPS_v2.1_compressed.pt", "fp32")
+    import comfy.sd1_clip
+    vocab_dir = os.path.join(os.path.dirname(os.path.abspath(comfy.sd1_clip.__file__)), "sd1_tokenizer")
+    tok = h.verifier.tokenizer
+    for prompt in ("It’s a “fancy” cat", "cats &amp; dogs &amp;amp; birds", "a ﬁne ﬂower", "ＡＢＣ ｃａｔ　１２",
+                   "cafÃ© on the red car", "the cat <end_of_text> dog", "a photo of a cat"):
+        assert tok(prompt)[0].tolist() == vf.openclip_reference_ids(prompt, vocab_dir, 77), prompt
+    known = {"a photo of a cat": [49406, 320, 1125, 539, 320, 2368, 49407],
+             "It’s a “ﬁne” cat &amp; dog": [49406, 585, 568, 320, 257, 3797, 257, 2368, 261, 1929, 49407],
+             "ＡＢＣ ｃａｔ": [49406, 5334, 2368, 49407]}
+    for prompt, ids in known.items():
+        assert tok(prompt)[0].tolist() == ids + [0] * (77 - len(ids)), prompt
+
+
 def test_missing_weights_name_file_folder_and_source(pack, models_dir):
     loader, _ = _nodes(pack)
     with pytest.raises(FileNotFoundError) as e:
