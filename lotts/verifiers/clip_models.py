@@ -226,24 +226,22 @@ def check_clip_config(config, sd: dict, check: ConfigCheck):
     if None in (tok, tpos, tfc, vfc, conv, vpos, vproj):
         return
     check.same("text_config.vocab_size", t.vocab_size, tok[0], "rows of the token embedding")
-    check.same("text_config.hidden_size", t.hidden_size, tok[1], "the text tower's width")
     check.same("text_config.max_position_embeddings", t.max_position_embeddings, tpos[0],
                "rows of the text position embedding")
-    check.same("text_config.num_hidden_layers", t.num_hidden_layers,
-               _count(sd, r"text_model\.encoder\.layers\.(\d+)\."), "text tower layers")
-    check.same("text_config.intermediate_size", t.intermediate_size, tfc[0], "the text tower's feed-forward width")
-    check.divides("text_config.num_attention_heads", t.num_attention_heads, "text_config.hidden_size", tok[1])
-    check.same("vision_config.hidden_size", v.hidden_size, conv[0], "the image tower's width")
     check.same("vision_config.patch_size", v.patch_size, conv[-1], "the patch embedding")
     grid = check.whole("vision_config.image_size", v.image_size) // v.patch_size
     if grid * grid + 1 != vpos[0]:
         check.fail(f"says vision_config.image_size {v.image_size} (with patch_size {v.patch_size}: "
                    f"{grid * grid + 1} positions) but the weights have {vpos[0]} image position embeddings: "
                    "the file belongs to another model")
-    check.same("vision_config.num_hidden_layers", v.num_hidden_layers,
-               _count(sd, r"vision_model\.encoder\.layers\.(\d+)\."), "image tower layers")
-    check.same("vision_config.intermediate_size", v.intermediate_size, vfc[0], "the image tower's feed-forward width")
-    check.divides("vision_config.num_attention_heads", v.num_attention_heads, "vision_config.hidden_size", conv[0])
+    for key, tower, prefix, width, inner in (("text_config", t, "text_model", tok[1], tfc[0]),
+                                             ("vision_config", v, "vision_model", conv[0], vfc[0])):
+        label = "text" if key == "text_config" else "image"
+        check.same(f"{key}.hidden_size", tower.hidden_size, width, f"the {label} tower's width")
+        check.same(f"{key}.num_hidden_layers", tower.num_hidden_layers,
+                   _count(sd, prefix + r"\.encoder\.layers\.(\d+)\."), f"{label} tower layers")
+        check.same(f"{key}.intermediate_size", tower.intermediate_size, inner, f"the {label} tower's feed-forward width")
+        check.divides(f"{key}.num_attention_heads", tower.num_attention_heads, f"{key}.hidden_size", width)
     check.same("projection_dim", config.projection_dim, vproj[0], "rows of the visual projection")
 
 
