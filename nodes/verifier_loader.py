@@ -111,9 +111,13 @@ class LoadedVerifier:
         mm.soft_empty_cache()
 
     def score(self, images, prompt, batch_size=None):
+        """Scores in chunks of ``batch_size`` images (None: the core default), honouring
+        Cancel between chunks; the model is offloaded afterwards (unless keep_loaded),
+        whether scoring finished, failed or was cancelled."""
         self.load()
         try:
-            return self.verifier.score(images, prompt, batch_size)
+            return self.verifier.score(images, prompt, batch_size,
+                                       check_cancel=mm.throw_exception_if_processing_interrupted)
         finally:
             if not self.keep_loaded:
                 self.offload()

@@ -52,21 +52,24 @@ def scores_text(scores: list[float], order: list[int], name: str, top_k: int) ->
     return "\n".join(lines)
 
 
-def score_images(verifier, images, prompt) -> list[float]:
-    """Scores in input order, one batched pass; verifier errors become clear ValueErrors."""
+def score_images(verifier, images, prompt, batch_size=None) -> list[float]:
+    """Scores in input order, in batched chunks of ``batch_size`` images (None: the
+    verifier's default) with a Cancel check before and between them (the LOTTS_VERIFIER
+    does the latter); verifier errors become clear ValueErrors."""
     if not hasattr(verifier, "score"):
         raise ValueError("'verifier' is not a LOTTS_VERIFIER: connect LoTTS Verifier Loader")
     mm.throw_exception_if_processing_interrupted()
     try:
-        scores = verifier.score(images, prompt)
+        scores = verifier.score(images, prompt) if batch_size is None else \
+            verifier.score(images, prompt, batch_size)
     except VerifierError as e:
         raise ValueError(str(e)) from None
     return [float(s) for s in scores.tolist()]
 
 
 class LoTTSVerifierPick:
-    DESCRIPTION = ("Scores every image of the batch against the prompt with the verifier (one batched "
-                   "pass) and returns the top_k best, best first. Latents and masks given alongside are "
+    DESCRIPTION = ("Scores every image of the batch against the prompt with the verifier (in batched "
+                   "passes of a few images; Cancel stops it between them) and returns the top_k best, best first. Latents and masks given alongside are "
                    "passed through in the same ranked order. Ties keep input order; a top_k larger than "
                    "the batch is clamped to the batch size. The scores are shown on the node.")
     CATEGORY = CATEGORY

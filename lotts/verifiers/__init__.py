@@ -7,11 +7,13 @@ network: tokenisers come from files beside the weights (or folders the caller na
 
     v = load_verifier("ImageReward", "models/lotts_verifiers/ImageReward/ImageReward.pt")
     scores = v.score(images, "a cat")      # images: (B, H, W, 3) in [0, 1] -> (B,)
+    scores = v.score(images, "a cat", batch_size=4, check_cancel=host_cancel_check)
     order = rank(scores, top_k=2)
 """
 
-from .base import (Verifier, VerifierError, VerifierUnavailable, check_images, check_prompt, rank)
+from .base import (DEFAULT_BATCH_SIZE, Verifier, VerifierError, VerifierUnavailable, check_images,
+                   check_prompt, rank)
 from .registry import SPECS, VERIFIER_NAMES, VerifierSpec, availability, load_verifier
 
-__all__ = ["Verifier", "VerifierError", "VerifierUnavailable", "check_images", "check_prompt", "rank",
+__all__ = ["DEFAULT_BATCH_SIZE", "Verifier", "VerifierError", "VerifierUnavailable", "check_images", "check_prompt", "rank",
            "SPECS", "VERIFIER_NAMES", "VerifierSpec", "availability", "load_verifier"]

@@ -2,13 +2,16 @@
 
 A verifier turns a batch of ComfyUI IMAGE tensors ``(B, H, W, 3)`` in [0, 1] and one
 prompt into one score per image, higher = better: ``score(images, prompt) -> (B,)``.
-The whole batch goes through the network in one pass (or in ``batch_size`` chunks) on
-the device the model sits on; the scores come back as float32 on the CPU.
+The batch goes through the network in chunks of ``batch_size`` images (``DEFAULT_BATCH_SIZE``
+unless the caller says otherwise) on the device the model sits on; between chunks an
+optional ``check_cancel()`` runs, so a host can stop a long scoring pass. The scores come
+back as float32 on the CPU, in input order, the same whatever the chunking.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,10 @@ import torch.nn.functional as F
 # OpenAI CLIP's normalisation (ImageReward/BLIP, HPS, PickScore, CLIP, aesthetic all use it).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Images per forward pass when the caller gives no batch size: big enough to batch well on
+# a GPU, small enough that a Cancel between chunks comes within seconds with real weights.
+DEFAULT_BATCH_SIZE = 8
 
 
 class VerifierError(ValueError):
@@ -54,6 +61,20 @@ def check_prompt(prompt, name: str = "prompt", required: bool = True) -> str:
         raise VerifierError(f"'{name}' is empty: this verifier scores how well each image matches the "
                             "prompt, so give it the prompt the images were generated from")
     return prompt
+
+
+def check_batch_size(batch_size, name: str = "batch_size") -> int:
+    """Images per forward pass: ``None`` is the default, otherwise a whole number >= 1."""
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    try:
+        n = operator.index(batch_size)  # ints and numpy ints; not floats or bools
+    except TypeError:
+        n = None
+    if n is None or isinstance(batch_size, bool) or n < 1:
+        raise VerifierError(f"'{name}' must be a whole number of images >= 1 (or None for "
+                            f"{DEFAULT_BATCH_SIZE}); got {batch_size!r}")
+    return n
 
 
 def to_nchw(images: torch.Tensor) -> torch.Tensor:
@@ -136,20 +157,24 @@ class Verifier:
         return out
 
     @torch.inference_mode()
-    def score(self, images: torch.Tensor, prompt: str, batch_size: int | None = None) -> torch.Tensor:
-        """Scores ``(B,)`` float32 on the CPU, in input order; one pass per ``batch_size`` images."""
+    def score(self, images: torch.Tensor, prompt: str, batch_size: int | None = None,
+              check_cancel=None) -> torch.Tensor:
+        """Scores ``(B,)`` float32 on the CPU, in input order; one pass per ``batch_size``
+        images (``None``: ``DEFAULT_BATCH_SIZE``). ``check_cancel()``, when given, is called
+        between chunks and may raise to stop; nothing is returned then."""
         images = check_images(images)
         prompt = check_prompt(prompt, required=self.uses_prompt)
-        n = images.shape[0]
-        step = n if not batch_size or batch_size <= 0 else int(batch_size)
+        step = check_batch_size(batch_size)
         outs = []
-        for i in range(0, n, step):
+        for i in range(0, images.shape[0], step):
+            if i and check_cancel is not None:
+                check_cancel()
             inputs = self._to_device(self.prepare(images[i:i + step], prompt))
             outs.append(self.forward(inputs).float().reshape(-1).cpu())
         return torch.cat(outs)
 
-    def __call__(self, images, prompt, batch_size=None):
-        return self.score(images, prompt, batch_size)
+    def __call__(self, images, prompt, batch_size=None, check_cancel=None):
+        return self.score(images, prompt, batch_size, check_cancel)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name} on {self.device} {self.dtype}>"

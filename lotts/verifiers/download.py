@@ -47,6 +47,14 @@ OFFICIAL_FILES = {
 CHUNK = 1 << 20
 
 
+def official_url(name: str, filename: str) -> str | None:
+    """The official download link of verifier ``name``'s file ``filename`` (a base name)."""
+    for url, rel, _ in OFFICIAL_FILES.get(name, ()):
+        if rel.rsplit("/", 1)[-1] == filename:
+            return url
+    return None
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

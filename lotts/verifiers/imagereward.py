@@ -4,7 +4,8 @@ Module names follow the original code (``blip.visual_encoder``, ``blip.text_enco
 ``mlp.layers``) so the published ``ImageReward.pt`` loads with ``strict=True`` (only the
 ``position_ids`` buffer is dropped). Sizes are read from the checkpoint's shapes; the
 text encoder's head count and LayerNorm eps from ``med_config.json`` beside the weights
-when present (else BERT-base's: 64-wide heads, eps 1e-12). Tokenised with the
+when present (else BERT-base's: 64-wide heads, eps 1e-12), whose sizes must then agree
+with the checkpoint's (a config of another model is refused at load). Tokenised with the
 ``tokenizers`` WordPiece from bert-base-uncased's ``vocab.txt`` plus ImageReward's two
 added tokens ``[DEC]`` ``[ENC]``, padded/truncated to 35 tokens.
 """
@@ -12,7 +13,6 @@ added tokens ``[DEC]`` ``[ENC]``, padded/truncated to 35 tokens.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import re
@@ -22,12 +22,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import Verifier, VerifierError, normalize, resize_shorter_center_crop, to_nchw
+from .download import official_url
+from .side_files import ConfigCheck, read_json_object, read_text
 from .weights import load_state_dict, load_strict
 
 MEAN = 0.16717362830052426  # ImageReward's reward normalisation (ImageReward.py)
 STD = 1.0333394966054072
 MAX_TEXT_LEN = 35
-VOCAB_URL = "https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt"
+VOCAB_URL = official_url("ImageReward", "vocab.txt")
+VOCAB_SOURCE = f"Get bert-base-uncased's vocab.txt from {VOCAB_URL}"
+MED_SOURCE = (f"Get the right one from {official_url('ImageReward', 'med_config.json')}, or delete it "
+              "(it is optional: the sizes are read from the weights)")
 
 
 # ---------------------------------------------------------------- vision (BLIP ViT)
@@ -244,7 +249,15 @@ class ImageRewardModel(nn.Module):
 
 
 # ---------------------------------------------------------------- config from the checkpoint
-def config_from_state_dict(sd: dict, med_config: dict | None = None):
+def default_heads(width: int) -> int:
+    """BERT/ViT conventions: 64-wide heads (768 -> 12, ViT-L's 1024 -> 16); 1 head for
+    widths that are not a multiple of 64 (tiny test models)."""
+    return width // 64 if width >= 64 and width % 64 == 0 else 1
+
+
+def config_from_state_dict(sd: dict, med_config: dict | None = None, med_path: str = "med_config.json"):
+    """Module sizes from the checkpoint's shapes; head count and eps from ``med_config``,
+    whose other sizes, when given, must match the checkpoint's."""
     what = "ImageReward weights"
     try:
         pe = sd["blip.visual_encoder.pos_embed"]
@@ -266,11 +279,20 @@ def config_from_state_dict(sd: dict, med_config: dict | None = None):
     layers = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"blip\.text_encoder\.encoder\.layer\.(\d+)\.", k)))
     hidden = words.shape[1]
     med = med_config or {}
+    check = ConfigCheck(med_path, "ImageReward med_config.json", MED_SOURCE)
+    check.same("hidden_size", med.get("hidden_size"), hidden, "the text encoder's width")
+    check.same("vocab_size", med.get("vocab_size"), words.shape[0], "rows of the word embeddings")
+    check.same("num_hidden_layers", med.get("num_hidden_layers"), layers, "text encoder layers")
+    check.same("intermediate_size", med.get("intermediate_size"), inner, "the text encoder's feed-forward width")
+    check.same("max_position_embeddings", med.get("max_position_embeddings"), pos.shape[0],
+               "rows of the position embeddings")
+    heads = check.divides("num_attention_heads", med.get("num_attention_heads", default_heads(hidden)),
+                          "hidden_size", hidden)
+    eps = check.small_positive("layer_norm_eps", med.get("layer_norm_eps", 1e-12))
     vit = dict(image_size=grid * patch, patch=patch, width=width, depth=depth,
-               heads=max(1, width // 64), hidden=vit_hidden)
-    bert = dict(vocab=words.shape[0], hidden=hidden, layers=layers,
-                heads=int(med.get("num_attention_heads", max(1, hidden // 64))), inner=inner,
-                max_pos=pos.shape[0], enc_width=cross_k.shape[1], eps=float(med.get("layer_norm_eps", 1e-12)))
+               heads=default_heads(width), hidden=vit_hidden)
+    bert = dict(vocab=words.shape[0], hidden=hidden, layers=layers, heads=heads, inner=inner,
+                max_pos=pos.shape[0], enc_width=cross_k.shape[1], eps=eps)
     mlp = RewardMLP.dims_from(sd, "mlp.layers.")
     if mlp is None:
         raise VerifierError(f"{what}: the file has no reward head (mlp.layers.*): is it a BLIP checkpoint "
@@ -300,11 +322,13 @@ class BlipTokenizer:
 
     def __init__(self, vocab_file: str, max_length: int = MAX_TEXT_LEN):
         from tokenizers import BertWordPieceTokenizer
+        tokens = {line.strip() for line in read_text(vocab_file, "ImageReward vocab.txt", VOCAB_SOURCE).splitlines()}
+        for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]"):
+            if t not in tokens:
+                raise VerifierError(f"ImageReward vocab.txt: {vocab_file} has no {t} token: not a BERT "
+                                    f"vocab.txt. {VOCAB_SOURCE}")
         tok = BertWordPieceTokenizer(vocab_file, lowercase=True, clean_text=True,
                                      handle_chinese_chars=True, strip_accents=None)
-        for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]"):
-            if tok.token_to_id(t) is None:
-                raise VerifierError(f"'{vocab_file}' is not a BERT vocab.txt (no {t} token)")
         tok.add_special_tokens(["[DEC]", "[ENC]"])
         tok.enable_truncation(max_length)
         tok.enable_padding(length=max_length, pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
@@ -341,9 +365,8 @@ def load_imagereward(path: str, dtype=torch.float32, device="cpu", tokenizer_dir
     med = None
     med_path = os.path.join(os.path.dirname(os.path.abspath(path)), "med_config.json")
     if os.path.isfile(med_path):
-        with open(med_path, encoding="utf-8") as f:
-            med = json.load(f)
-    vit, bert, embed_dim, mlp = config_from_state_dict(sd, med)
+        med = read_json_object(med_path, "ImageReward med_config.json", MED_SOURCE)
+    vit, bert, embed_dim, mlp = config_from_state_dict(sd, med, med_path)
     vocab = find_vocab(path, tokenizer_dirs)
     if vocab is None:
         raise VerifierError(
@@ -353,8 +376,9 @@ def load_imagereward(path: str, dtype=torch.float32, device="cpu", tokenizer_dir
             f"{os.path.basename(path)}, or enable the loader's download option.")
     tokenizer = BlipTokenizer(vocab)
     if tokenizer.vocab_size != bert["vocab"]:
-        raise VerifierError(f"ImageReward: vocab.txt at {vocab} gives {tokenizer.vocab_size} tokens "
-                            f"(with [DEC] [ENC]) but the weights have {bert['vocab']}: wrong vocab.txt?")
+        raise VerifierError(f"ImageReward vocab.txt: {vocab} gives {tokenizer.vocab_size} tokens "
+                            f"(with [DEC] [ENC]) but the weights have {bert['vocab']}: not bert-base-uncased's "
+                            f"vocab.txt? {VOCAB_SOURCE}")
     model = ImageRewardModel(vit, bert, embed_dim, mlp)
     load_strict(model, sd, "ImageReward weights")
     del sd

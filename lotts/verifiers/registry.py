@@ -32,9 +32,11 @@ SPECS = {s.name: s for s in (
                  "ImageReward/ImageReward.pt", "file",
                  "https://huggingface.co/THUDM/ImageReward (ImageReward.pt, med_config.json) + "
                  "vocab.txt from https://huggingface.co/google-bert/bert-base-uncased"),
-    VerifierSpec("HPSv2", "clip_models", "load_hps", ("transformers",), "HPS_v2_compressed.pt", "file",
+    # HPS tokenises as open_clip does: ftfy (its prompt cleaning) and regex (its split)
+    VerifierSpec("HPSv2", "clip_models", "load_hps", ("transformers", "ftfy", "regex"), "HPS_v2_compressed.pt", "file",
                  "https://huggingface.co/xswu/HPSv2 (HPS_v2_compressed.pt)", {"name": "HPSv2"}),
-    VerifierSpec("HPSv2.1", "clip_models", "load_hps", ("transformers",), "HPS_v2.1_compressed.pt", "file",
+    VerifierSpec("HPSv2.1", "clip_models", "load_hps", ("transformers", "ftfy", "regex"), "HPS_v2.1_compressed.pt",
+                 "file",
                  "https://huggingface.co/xswu/HPSv2 (HPS_v2.1_compressed.pt)", {"name": "HPSv2.1"}),
     VerifierSpec("PickScore", "clip_models", "load_pickscore", ("transformers",), "PickScore_v1", "folder",
                  "https://huggingface.co/yuvalkirstain/PickScore_v1 (config.json + model weights)"),

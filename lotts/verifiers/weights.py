@@ -7,7 +7,6 @@ and containers is refused with a message pointing at the one-time, explicit conv
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import zipfile
@@ -15,6 +14,7 @@ import zipfile
 import torch
 
 from .base import VerifierError
+from .side_files import impostor, read_json_object
 
 WEIGHT_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -31,6 +31,9 @@ def load_state_dict(path: str, what: str = "weights") -> dict[str, torch.Tensor]
     if size == 0:
         raise VerifierError(f"{what}: '{os.path.basename(path)}' is empty (0 bytes; an interrupted download?). "
                             f"Delete it and download it again: {path}")
+    problem = impostor(path)
+    if problem:  # an HTML page or a Git LFS pointer saved under the weights' name
+        raise VerifierError(f"{what}: {path} {problem}. Download the weights again (the file, not its page)")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
         try:
@@ -93,8 +96,10 @@ def load_hf_folder_state_dict(folder: str, what: str) -> dict[str, torch.Tensor]
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         p = os.path.join(folder, index)
         if os.path.isfile(p):
-            with open(p, encoding="utf-8") as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
+            weight_map = read_json_object(p, what).get("weight_map")
+            if not isinstance(weight_map, dict):
+                raise VerifierError(f"{what}: {p} has no 'weight_map': not a sharded-weights index")
+            shards = sorted(set(weight_map.values()))
             sd = {}
             for s in shards:
                 sd.update(load_state_dict(os.path.join(folder, s), what))

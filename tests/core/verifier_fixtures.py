@@ -110,7 +110,8 @@ def make_imagereward(folder, seed=0, vocab=True, med_config=True, **kw) -> str:
 
 
 # ---------------------------------------------------------------- CLIP BPE (tiny, synthetic)
-def _bytes_to_unicode():
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's byte -> character table, in CLIP's vocabulary order (as in its published code)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
         list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -120,7 +121,7 @@ def _bytes_to_unicode():
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return [chr(c) for c in cs]
+    return dict(zip(bs, [chr(c) for c in cs]))
 
 
 CLIP_MERGES = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("r", "e"), ("re", "d</w>"),
@@ -130,7 +131,7 @@ CLIP_MERGES = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("r", "
 def write_clip_tokenizer(folder) -> int:
     """vocab.json + merges.txt in CLIP's format; returns the vocabulary size."""
     os.makedirs(folder, exist_ok=True)
-    chars = _bytes_to_unicode()
+    chars = list(_bytes_to_unicode().values())
     vocab = chars + [c + "</w>" for c in chars] + ["".join(m) for m in CLIP_MERGES] + \
         ["<|startoftext|>", "<|endoftext|>"]
     with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
@@ -145,6 +146,72 @@ def write_clip_tokenizer(folder) -> int:
 
 
 CLIP_VOCAB_SIZE = 2 * 256 + len(CLIP_MERGES) + 2
+
+
+def openclip_reference_ids(text: str, tokenizer_dir, context_length: int = 77) -> list[int]:
+    """The oracle for HPS tokenisation: open_clip's ``tokenize([text])[0]`` as its published
+    SimpleTokenizer does it, step by step, on a CLIP vocab.json + merges.txt (written out
+    here on its own, not shared with the pack): basic_clean (ftfy.fix_text, html.unescape
+    twice, strip), whitespace_clean, lower; its regex split; byte-level BPE with </w>
+    (lowest-rank pair first, via get_pairs and word.index as in the original); start/end
+    tokens, truncation keeping the end token, zero padding."""
+    import html
+    import ftfy
+    import regex
+    with open(os.path.join(tokenizer_dir, "vocab.json"), encoding="utf-8") as f:
+        encoder = json.load(f)
+    with open(os.path.join(tokenizer_dir, "merges.txt"), encoding="utf-8") as f:
+        merges = [tuple(line.split()) for line in f.read().split("\n")[1:] if line.strip()]
+    bpe_ranks = dict(zip(merges, range(len(merges))))
+    byte_encoder = _bytes_to_unicode()
+    sot, eot = encoder["<|startoftext|>"], encoder["<|endoftext|>"]
+
+    def get_pairs(word):
+        return {(word[i], word[i + 1]) for i in range(len(word) - 1)}
+
+    def bpe(token):
+        word = tuple(token[:-1]) + (token[-1] + "</w>",)
+        pairs = get_pairs(word)
+        while pairs:
+            bigram = min(pairs, key=lambda pair: bpe_ranks.get(pair, float("inf")))
+            if bigram not in bpe_ranks:
+                break
+            first, second = bigram
+            new_word, i = [], 0
+            while i < len(word):
+                try:
+                    j = word.index(first, i)
+                except ValueError:
+                    new_word.extend(word[i:])
+                    break
+                new_word.extend(word[i:j])
+                i = j
+                if word[i] == first and i < len(word) - 1 and word[i + 1] == second:
+                    new_word.append(first + second)
+                    i += 2
+                else:
+                    new_word.append(word[i])
+                    i += 1
+            word = tuple(new_word)
+            pairs = get_pairs(word) if len(word) > 1 else set()
+        return word
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()   # basic_clean
+    text = " ".join(text.split()).strip().lower()                       # whitespace_clean, lower
+    pat = regex.compile(r"""<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
+                        regex.IGNORECASE)
+    tokens = [sot]
+    for token in regex.findall(pat, text):
+        if token in ("<start_of_text>", "<end_of_text>"):  # open_clip's specials in its own vocab
+            tokens.append(sot if token == "<start_of_text>" else eot)
+            continue
+        token = "".join(byte_encoder[b] for b in token.encode("utf-8"))
+        tokens.extend(encoder[t] for t in bpe(token))
+    tokens.append(eot)
+    if len(tokens) > context_length:
+        tokens = tokens[:context_length]
+        tokens[-1] = eot
+    return tokens + [0] * (context_length - len(tokens))
 
 
 def openclip_state_dict(seed=0, vw=64, vlayers=2, patch=8, image=32, tw=48, tlayers=2, ctx=77,

@@ -153,6 +153,34 @@ def test_scoring_loads_through_comfy_and_offloads_unless_keep_loaded(pack, model
     assert all(lm.model is not k.patcher for lm in mm.current_loaded_models)
 
 
+def test_cancel_during_scoring_stops_between_chunks_and_offloads(pack, models_dir, monkeypatch):
+    """Cancel pressed while the first chunk is scored: ComfyUI's interrupt is raised before
+    the next chunk, the model is offloaded, and the next pick is whole again."""
+    loader, pick = _nodes(pack)
+    (v,) = loader.load("ImageReward", "ImageReward/ImageReward.pt", "fp32")
+    chunks = []
+    forward = v.verifier.forward
+
+    def forward_then_cancel(inputs):
+        chunks.append(inputs["pixel_values"].shape[0])
+        if len(chunks) == 1:
+            mm.interrupt_current_processing(True)  # what the Cancel button does
+        return forward(inputs)
+
+    monkeypatch.setattr(v.verifier, "forward", forward_then_cancel)
+    imgs = vf.images(20, h=32, w=32, seed=6)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            pick.pick(v, imgs, PROMPT, 1)
+        assert chunks == [8]  # no chunk after the cancel
+        assert not mm.processing_interrupted()  # ComfyUI's check consumed the flag
+        assert all(lm.model is not v.patcher for lm in mm.current_loaded_models)  # offloaded
+    finally:
+        mm.interrupt_current_processing(False)
+    out = pick.pick(v, imgs, PROMPT, 1)
+    assert chunks == [8, 8, 8, 4] and len(json.loads(out["result"][3])) == 20
+
+
 def test_hps_uses_comfyui_clip_tokenizer_and_pickscore_folder(pack, models_dir):
     loader, pick = _nodes(pack)
     (h,) = loader.load("HPSv2.1", "HPS_v2.1_compressed.pt", "auto")
@@ -162,6 +190,24 @@ def test_hps_uses_comfyui_clip_tokenizer_and_pickscore_folder(pack, models_dir):
     assert len(s) == 3
     (p,) = loader.load("PickScore", "PickScore_v1", "fp32")
     assert len(json.loads(pick.pick(p, vf.images(3), PROMPT, 1)["result"][3])) == 3
+
+
+def test_hps_ids_are_open_clip_ids_on_comfyui_clip_vocabulary(pack, models_dir):
+    """The real CLIP vocabulary (ComfyUI's sd1_tokenizer): ids from open_clip's algorithm
+    (the tests' oracle), and by value for prompts checked against hpsv2's own tokenizer."""
+    loader, _ = _nodes(pack)
+    (h,) = loader.load("HPSv2.1", "HPS_v2.1_compressed.pt", "fp32")
+    import comfy.sd1_clip
+    vocab_dir = os.path.join(os.path.dirname(os.path.abspath(comfy.sd1_clip.__file__)), "sd1_tokenizer")
+    tok = h.verifier.tokenizer
+    for prompt in ("It’s a “fancy” cat", "cats &amp; dogs &amp;amp; birds", "a ﬁne ﬂower", "ＡＢＣ ｃａｔ　１２",
+                   "cafÃ© on the red car", "the cat <end_of_text> dog", "a photo of a cat"):
+        assert tok(prompt)[0].tolist() == vf.openclip_reference_ids(prompt, vocab_dir, 77), prompt
+    known = {"a photo of a cat": [49406, 320, 1125, 539, 320, 2368, 49407],
+             "It’s a “ﬁne” cat &amp; dog": [49406, 585, 568, 320, 257, 3797, 257, 2368, 261, 1929, 49407],
+             "ＡＢＣ ｃａｔ": [49406, 5334, 2368, 49407]}
+    for prompt, ids in known.items():
+        assert tok(prompt)[0].tolist() == ids + [0] * (77 - len(ids)), prompt
 
 
 def test_missing_weights_name_file_folder_and_source(pack, models_dir):
@@ -177,6 +223,24 @@ def test_wrong_file_for_verifier_names_weights(pack, models_dir):
     loader, _ = _nodes(pack)
     with pytest.raises(ValueError, match="'weights' = 'HPS_v2.1_compressed.pt' \\(ImageReward\\).*not an ImageReward"):
         loader.load("ImageReward", "HPS_v2.1_compressed.pt", "fp32")
+
+
+def test_bad_side_files_are_refused_by_the_loader_node(pack, models_dir):
+    """Not at pick time: the loader names the file, what is wrong and where to get it."""
+    loader, _ = _nodes(pack)
+    folder = models_dir / "ImageRewardBadConfig"
+    vf.make_imagereward(folder)
+    med = folder / "med_config.json"
+    cfg = json.loads(med.read_text())
+    for content, problem in (("<!DOCTYPE html><html><head></head><body></body></html>", "is an HTML page"),
+                             (json.dumps(dict(cfg, num_attention_heads=7)),
+                              "says num_attention_heads 7, which does not divide hidden_size 64")):
+        med.write_text(content)
+        with pytest.raises(ValueError) as e:
+            loader.load("ImageReward", "ImageRewardBadConfig/ImageReward.pt", "fp32")
+        msg = str(e.value)
+        assert msg.startswith("'weights' = 'ImageRewardBadConfig/ImageReward.pt' (ImageReward): ")
+        assert f"{med} {problem}" in msg and "THUDM/ImageReward/resolve/main/med_config.json" in msg
 
 
 def test_bad_inputs_name_the_input(pack, models_dir):
