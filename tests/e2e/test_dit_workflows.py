@@ -11,6 +11,14 @@ empty latent into 4 channels on an SD1.5 model and the workflow would still "wor
   the fan-out and after the harmonize, and the saved tensors' shapes are read back;
 * the localizer saw 16-channel latents and joint attention: its UI output
   ``lotts_localizer`` (``[{"backbone", "attention", "blocks", "latent_channels"}]``).
+
+No FLUX case: ComfyUI's FLUX detection fixes the DiT's width (3072, 24 heads) and the
+text encoders are the real CLIP-L and T5-XXL (4.76 B parameters), so the smallest FLUX
+checkpoint it accepts (1 double + 1 single block: 535 M) is 5.5 GB even in fp8. Measured
+on the 2-core CPU machines (loaded): built by streaming in 261 s; load 32 s at a 12.8 GB
+peak RSS (7.6 GB after: T5 stays fp8 and is upcast per layer); one T5 encode (256
+tokens) 274-311 s; one DiT call at 64 px 4.9 s. The example workflow encodes 5 prompts:
+~25 min of T5 alone per run.
 """
 
 from __future__ import annotations

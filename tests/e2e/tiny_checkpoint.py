@@ -165,19 +165,26 @@ def _taesd(latent_channels: int, gen) -> dict:
     return {"first_stage_model." + k: v.to(torch.float16) for k, v in taesd.state_dict().items()}
 
 
-def _sd15_state_dict(seed: int) -> dict:
+def _diffusion_model(config_class: str, unet_config: dict, gen, residual_out=_RESIDUAL_OUT):
+    """comfy.supported_models.<config_class>'s denoiser, every weight initialised."""
     import torch
     import comfy.supported_models
+    cfg = getattr(comfy.supported_models, config_class)(dict(unet_config))
+    cfg.set_inference_dtype(torch.float32, None)
+    dm = cfg.get_model({}, "", device=torch.device("cpu")).diffusion_model
+    _init_module_weights(dm, gen, residual_out)
+    return dm
+
+
+def _sd15_state_dict(seed: int) -> dict:
+    import torch
     import comfy.sd1_clip
 
     gen = torch.Generator().manual_seed(seed)
     out = {}
 
-    cfg = comfy.supported_models.SD15(dict(SD15_UNET_CONFIG))
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, "", device=torch.device("cpu"))
-    _init_module_weights(model.diffusion_model, gen)
-    for k, v in model.diffusion_model.state_dict().items():
+    dm = _diffusion_model("SD15", SD15_UNET_CONFIG, gen)
+    for k, v in dm.state_dict().items():
         out["model.diffusion_model." + k] = v.to(torch.float16)
 
     clip = comfy.sd1_clip.SD1ClipModel(device="cpu", dtype=torch.float32)
@@ -195,18 +202,13 @@ def _sd15_state_dict(seed: int) -> dict:
 
 def _sd3_state_dict(seed: int) -> dict:
     import torch
-    import comfy.supported_models
     import comfy.text_encoders.sd3_clip
     from comfy.ldm.modules.diffusionmodules.mmdit import get_2d_sincos_pos_embed_torch
 
     gen = torch.Generator().manual_seed(seed)
     out = {}
 
-    cfg = comfy.supported_models.SD3(dict(SD3_UNET_CONFIG))
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, "", device=torch.device("cpu"))
-    dm = model.diffusion_model
-    _init_module_weights(dm, gen, _MMDIT_RESIDUAL_OUT)
+    dm = _diffusion_model("SD3", SD3_UNET_CONFIG, gen, _MMDIT_RESIDUAL_OUT)
     with torch.no_grad():  # a buffer the checkpoint fills: SD3's fixed sin-cos table
         n = SD3_POS_EMBED_MAX
         dm.pos_embed.copy_(get_2d_sincos_pos_embed_torch(dm.hidden_size, n, n).reshape(1, n * n, -1))
