@@ -88,17 +88,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_checkpoint(python: str, comfy_path: str, timeout: float = 600) -> str:
-    """Path of the cached tiny SD1.5 checkpoint, built with ComfyUI's python if absent."""
+def tiny_checkpoint(python: str, comfy_path: str, family: str = "sd15",
+                    timeout: float = 600) -> str:
+    """Path of the cached tiny checkpoint of ``family`` (tiny_checkpoint.py: "sd15", "sd3"),
+    built with ComfyUI's python if absent."""
     env = dict(os.environ, COMFYUI_PATH=comfy_path)
-    r = subprocess.run([python, os.path.join(HERE, "tiny_checkpoint.py"), "--cached"],
+    r = subprocess.run([python, os.path.join(HERE, "tiny_checkpoint.py"), "--family", family,
+                        "--cached"],
                        capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT)
     if r.returncode != 0:
-        raise RuntimeError("building the tiny checkpoint failed:\n" + r.stderr[-4000:])
+        raise RuntimeError(f"building the tiny {family} checkpoint failed:\n" + r.stderr[-4000:])
     path = r.stdout.strip().splitlines()[-1]
     if not os.path.isfile(path):
         raise RuntimeError(f"tiny checkpoint builder printed {path!r}, which does not exist")
     return path
+
+
+def link_checkpoint(base: str, ckpt_path: str, name: str | None = None) -> str:
+    """Symlink ``ckpt_path`` into ``base``'s models/checkpoints; the name loaders use.
+    A running server sees it at its next prompt (ComfyUI re-lists a folder whose mtime
+    changed)."""
+    name = name or os.path.basename(ckpt_path)
+    link = os.path.join(base, "models", "checkpoints", name)
+    if not os.path.lexists(link):
+        os.symlink(ckpt_path, link)
+    return name
 
 
 def make_base_dir(ckpt_path: str | None, root: str | None = None,
@@ -110,7 +124,7 @@ def make_base_dir(ckpt_path: str | None, root: str | None = None,
     if link_pack:
         os.symlink(REPO_ROOT, os.path.join(base, "custom_nodes", PACK_DIR_NAME))
     if ckpt_path:
-        os.symlink(ckpt_path, os.path.join(base, "models", "checkpoints", TINY_CKPT_NAME))
+        link_checkpoint(base, ckpt_path, TINY_CKPT_NAME)
     add_tiny_verifiers(os.path.join(base, "models", "lotts_verifiers"))
     return base
 

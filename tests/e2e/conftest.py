@@ -9,6 +9,10 @@ Fixtures (session-scoped unless noted):
                   checked by a subprocess that imports torch + comfy.model_management.
 * ``tiny_ckpt``   path of the cached tiny SD1.5 checkpoint (tiny_checkpoint.py, built once
                   with ComfyUI's python into ~/.cache/lotts-tests/<version>/).
+* ``tiny_ckpt_for``  family ("sd15", "sd3": tiny_checkpoint.FAMILIES) -> the name of that
+                  tiny checkpoint in the ``comfy`` server's models/checkpoints; builds
+                  (cached) and links a family on first use, so sessions that never ask
+                  for the ~1 GB SD3 one do not build it.
 * ``comfy``       a ComfyClient (comfy_server.py) for a server started on a free loopback
                   port with a private --base-directory; stopped at session end. Its log is
                   attached to every failing test that used it.
@@ -103,6 +107,22 @@ def comfy(comfy_env, tiny_ckpt):
 @pytest.fixture(scope="session")
 def tiny_ckpt_name():
     return comfy_server.TINY_CKPT_NAME
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt_for(comfy_env, comfy, tiny_ckpt_name):
+    path, python, _ = comfy_env
+    names = {"sd15": tiny_ckpt_name}
+
+    def name_for(family: str) -> str:
+        if family not in names:
+            try:
+                ckpt = comfy_server.tiny_checkpoint(python, path, family)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                pytest.fail(str(e), pytrace=False)
+            names[family] = comfy_server.link_checkpoint(comfy.base_dir, ckpt)
+        return names[family]
+    return name_for
 
 
 _LIST_PACK = r"""

@@ -1,8 +1,11 @@
 """Every shipped example workflow (example_workflows/*.json) runs in a real ComfyUI.
 
-Each file is converted UI -> API with the live /object_info, pointed at the tiny SD1.5
-checkpoint, shrunk for CPU (64 px longest side, steps scaled to 4, at most 2 candidates), queued, and must finish with
-every output file present. A new workflow file is picked up automatically.
+Each file is converted UI -> API with the live /object_info, pointed at the tiny
+checkpoint of its model family (tiny_checkpoint.family_for: SD3/SD3.5 -> the tiny SD3,
+everything else -> the tiny SD1.5, FLUX included), shrunk for CPU (64 px longest side,
+steps scaled to 4, at most 2 candidates), queued, and must finish with every output file
+present. A new workflow file is picked up automatically. test_dit_workflows checks what
+the SD3.5 example computes on its own backbone.
 """
 
 import glob
@@ -10,6 +13,7 @@ import os
 
 import pytest
 
+from tiny_checkpoint import family_for
 from workflow_api import load_ui_workflow, shrink_for_cpu, ui_to_api
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,10 +40,10 @@ def test_example_workflow_is_ui_format(path):
 
 
 @pytest.mark.parametrize("path", PARAMS)
-def test_example_workflow_runs(path, comfy, tiny_ckpt_name):
+def test_example_workflow_runs(path, comfy, tiny_ckpt_for):
     wf = load_ui_workflow(path)
     api = ui_to_api(wf, comfy.object_info())
-    api = shrink_for_cpu(api, tiny_ckpt_name, size=64, steps=STEPS,
+    api = shrink_for_cpu(api, lambda name: tiny_ckpt_for(family_for(name)), size=64, steps=STEPS,
                          extra={"*": {"candidates": lambda n: min(n, CANDIDATES)
                                       if isinstance(n, int) else n}})
     entry = comfy.run(api, timeout=float(os.environ.get("LOTTS_E2E_WORKFLOW_TIMEOUT", "600")))

@@ -208,6 +208,9 @@ def test_shrink_for_cpu(wf, oi):
     assert (api["5"]["inputs"]["width"], api["5"]["inputs"]["height"]) == (48, 64)
     assert api["3"]["inputs"]["steps"] == 2
     assert api["3"]["inputs"]["model"] == ["4", 0]
+    per_family = shrink_for_cpu(ui_to_api(wf, oi), lambda old: "tiny_of_" + old)
+    assert per_family["4"]["inputs"]["ckpt_name"] == \
+        "tiny_of_" + ui_to_api(wf, oi)["4"]["inputs"]["ckpt_name"]
     adv = {"1": {"class_type": "KSamplerAdvanced",
                  "inputs": {"steps": 30, "start_at_step": 15, "end_at_step": 10000}},
            "2": {"class_type": "KSamplerAdvanced",

@@ -257,11 +257,13 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def shrink_for_cpu(api: dict, ckpt_name: str, size: int = 64, steps: int = 2,
+def shrink_for_cpu(api: dict, ckpt_name, size: int = 64, steps: int = 2,
                    extra: dict | None = None) -> dict:
     """Make a workflow cheap on CPU.
 
-    * every literal ``ckpt_name`` -> ``ckpt_name`` (the tiny checkpoint);
+    * every literal ``ckpt_name`` -> ``ckpt_name`` (the tiny checkpoint), or, if
+      ``ckpt_name`` is callable, -> ``ckpt_name(old name)`` (a tiny checkpoint per model
+      family: tiny_checkpoint.family_for);
     * every node with literal INT width and height -> longest side ``size`` (aspect kept,
       multiples of 8);
     * step counts scaled by ``steps / S`` (S = the largest literal ``steps`` in the prompt):
@@ -279,7 +281,7 @@ def shrink_for_cpu(api: dict, ckpt_name: str, size: int = 64, steps: int = 2,
     for entry in out.values():
         ins = entry["inputs"]
         if "ckpt_name" in ins and not _is_link(ins["ckpt_name"]):
-            ins["ckpt_name"] = ckpt_name
+            ins["ckpt_name"] = ckpt_name(ins["ckpt_name"]) if callable(ckpt_name) else ckpt_name
         w, h = ins.get("width"), ins.get("height")
         if _is_int(w) and _is_int(h) and max(w, h) > size:
             scale = size / max(w, h)
