@@ -11,6 +11,20 @@ import torch
 import torch.nn.functional as F
 
 
+def check_mask_ratio(ratio: float) -> None:
+    """r, the share of the image re-sampled, is in (0, 1]."""
+    if not (0.0 < float(ratio) <= 1.0):
+        raise ValueError(f"mask_ratio must be in (0, 1], got {ratio}: it is the share of "
+                         "the image that is re-sampled (the paper's best is 0.5)")
+
+
+def check_prior_weight(prior_weight: float) -> None:
+    """lambda, the weight of the prompt's own attention, is >= 0."""
+    if prior_weight < 0:
+        raise ValueError(f"prior_weight must be >= 0, got {prior_weight}: it weighs the "
+                         "prompt's own attention (0 = contrast only)")
+
+
 def contrast(ca_neg: torch.Tensor, ca_pos: torch.Tensor) -> torch.Tensor:
     """① Prompt-driven discrimination: ``CA_diff = CA_neg - CA_pos``.
 
@@ -57,40 +71,50 @@ def reweight(ca_diff: torch.Tensor, ca_orig: torch.Tensor, prior_weight: float) 
     The original prompt's attention is a foreground prior: defects that matter sit on
     the subject, not in the empty background.
     """
-    if prior_weight < 0:
-        raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
+    check_prior_weight(prior_weight)
     return normalize(ca_diff) + prior_weight * normalize(ca_orig)
 
 
-def top_ratio_mask(p: torch.Tensor, ratio: float) -> torch.Tensor:
+def top_ratio_mask(p: torch.Tensor, ratio: float, allowed: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """④ Quality-aware mask: ``M = 1[P > Perc(P, 1 - r)]``, exactly ``round(r*h*w)`` ones.
 
     Implemented as "the k highest positions" with k = round(r * positions), at least 1,
     so the area is exact whatever the ties. Ties (and constant maps) are broken
     deterministically by raster order: the earlier position wins.
+
+    ``allowed`` (same shape, 0/1): only those positions may be chosen and r is the share
+    *of them* (an inpainting mask: LoTTS only re-samples where the user allowed). An
+    image with no allowed position gets an empty mask.
     """
-    if not (0.0 < float(ratio) <= 1.0):
-        raise ValueError(f"mask_ratio must be in (0, 1], got {ratio}: it is the share of "
-                         "the image that is re-sampled (the paper's best is 0.5)")
+    check_mask_ratio(ratio)
     b = p.shape[0]
     flat = p.reshape(b, -1).float()
     n = flat.shape[1]
-    keep = min(n, max(1, int(round(float(ratio) * n))))
-    # A stable descending sort keeps equal values in raster order.
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices[:, :keep]
+    if allowed is None:
+        ok = torch.ones_like(flat, dtype=torch.bool)
+    else:
+        ok = allowed.reshape(b, -1) > 0
+        flat = flat.masked_fill(~ok, float("-inf"))
     mask = torch.zeros_like(flat)
-    mask.scatter_(1, order, 1.0)
+    # A stable descending sort keeps equal values in raster order.
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    for i in range(b):
+        count = int(ok[i].sum())
+        keep = min(count, max(1, int(round(float(ratio) * count)))) if count else 0
+        mask[i, order[i, :keep]] = 1.0
     return mask.view_as(p)
 
 
 def localize(ca_orig: torch.Tensor, ca_pos: torch.Tensor, ca_neg: torch.Tensor,
              sa: torch.Tensor | None, ratio: float, prior_weight: float,
-             *, use_propagation: bool = True, use_contrast: bool = True
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+             *, use_propagation: bool = True, use_contrast: bool = True,
+             allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole localization: ① contrast, ② propagate, ③ reweight, ④ top-r mask.
 
     Returns ``(mask, P)``, both ``(B, h, w)``. ``use_propagation`` / ``use_contrast`` turn
     stages off for the paper's ablations; ``sa`` may be None only without propagation.
+    ``allowed`` restricts the mask (see :func:`top_ratio_mask`).
     """
     diff = contrast(ca_neg, ca_pos) if use_contrast else torch.zeros_like(ca_orig)
     orig = ca_orig
@@ -99,7 +123,7 @@ def localize(ca_orig: torch.Tensor, ca_pos: torch.Tensor, ca_neg: torch.Tensor,
             raise ValueError("propagation needs the self-attention matrix")
         diff, orig = propagate(sa, diff), propagate(sa, orig)
     p = reweight(diff, orig, prior_weight)
-    return top_ratio_mask(p, ratio), p
+    return top_ratio_mask(p, ratio, allowed), p
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -161,3 +185,12 @@ def grid_to_latent(maps: torch.Tensor, factor: int, latent_hw: tuple[int, int], 
     else:
         up = maps.float().repeat_interleave(factor, -2).repeat_interleave(factor, -1)
     return up[..., :h, :w]
+
+
+def latent_to_grid(mask: torch.Tensor, factor: int, grid: tuple[int, int]) -> torch.Tensor:
+    """A ``(B, H, W)`` latent-grid mask brought onto an attention grid of ``factor``
+    latent pixels per cell (the inverse of :func:`grid_to_latent`): a cell is 1 where any
+    of its latent pixels is (padded cells past the latent's edge hold none)."""
+    gh, gw = grid
+    padded = F.pad(mask.float(), (0, gw * factor - mask.shape[-1], 0, gh * factor - mask.shape[-2]))
+    return F.max_pool2d(padded.unsqueeze(1), factor).squeeze(1)

@@ -1,26 +1,29 @@
-"""The ComfyUI layer: one module per node, each exporting its two mapping dicts.
+"""The ComfyUI layer: one module per node, each a V3 ``io.ComfyNode``.
 
 Node ids are public API (saved workflows store them): never rename one.
 """
 
-from importlib import import_module
+from comfy_api.latest import ComfyExtension
 
-# Module names, in the order the nodes appear in the "LoTTS" menu.
-_NODE_MODULES = (
-    "fan_out",
-    "localizer",
-    "mask_preview",
-    "masked_refine",
-    "harmonize",
-    "verifier_loader",
-    "verifier_pick",
-    "lotts_sampler",
-    "best_of_n",
-)
+from .best_of_n import LoTTSBestOfN
+from .fan_out import LoTTSSeedFanOut
+from .harmonize import LoTTSHarmonize
+from .localizer import LoTTSDefectLocalizer
+from .lotts_sampler import LoTTSSampler
+from .mask_preview import LoTTSMaskPreview
+from .masked_refine import LoTTSMaskedRefine
+from .verifier_loader import LoTTSVerifierLoader
+from .verifier_pick import LoTTSVerifierPick
 
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
-for _name in _NODE_MODULES:
-    _module = import_module(f".{_name}", __name__)
-    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+# In the order the nodes appear in the "LoTTS" menu.
+NODES = [LoTTSSeedFanOut, LoTTSDefectLocalizer, LoTTSMaskPreview, LoTTSMaskedRefine,
+         LoTTSHarmonize, LoTTSVerifierLoader, LoTTSVerifierPick, LoTTSSampler, LoTTSBestOfN]
+
+
+class LoTTSExtension(ComfyExtension):
+    async def get_node_list(self):
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> LoTTSExtension:
+    return LoTTSExtension()

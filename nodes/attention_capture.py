@@ -7,24 +7,13 @@ behaviour is unchanged) and folds the attention probabilities into an
 per layer or per head. Maps are kept on the latent/4 grid for every backbone.
 
 U-Net (SD1.x, SD2.x, SDXL) -- attn1/attn2 *replace* patches on the chosen blocks.
-Which layers: the U-Net's attention blocks at 1/4 of the latent's resolution (the
-"16x16 at 512px" level of SD1.5/SD2.x, input 7-8 and output 3-5; the 32x32-at-1024px
-level of SDXL, input 7-8, middle and output 0-2). That level is the one the
-attention-map literature (Prompt-to-Prompt, DAAM) finds most semantic: finer levels
-attend to texture, coarser ones are too blurred to place a hand or a face. Its
-self-attention is also small enough to keep (N^2 with N = latent_pixels / 16). Models
-without attention at 1/4 use their coarsest level below it.
-
 DiT (FLUX, SD3/3.5) -- text and image tokens share one joint attention ([txt, img]).
 A "dit" double-block replace patch marks which block is running (and how many text and
 image tokens it has); an ``optimized_attention_override`` sees that block's q/k and
-slices image->text (cross) and image->image (self) attention out of it. Which blocks: the
-second half of the double-stream (FLUX) / joint (SD3) blocks. Early blocks still mix
-mostly positional information; the late double blocks are where text tokens bind to
-image regions (the layers attention-map work on FLUX averages, e.g. ConceptAttention),
-while FLUX's single-stream blocks mix text and image tokens into one stream and are left
-out. Self-attention at the DiT's latent/2 token grid is pooled 2x2 on the fly onto the
-latent/4 grid: 4096 image tokens at 1024px become a 1024 x 1024 matrix.
+slices image->text (cross) and image->image (self) attention out of it.
+Which blocks is a method choice: lotts/blocks.py. Self-attention at the DiT's latent/2
+token grid is pooled 2x2 on the fly onto the latent/4 grid: 4096 image tokens at 1024px
+become a 1024 x 1024 matrix.
 """
 
 from __future__ import annotations
@@ -36,8 +25,7 @@ from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
 from ..lotts.attention import AttentionAccumulator, pooled_size
-
-TARGET_FACTOR = 4
+from ..lotts.blocks import choose_unet_blocks, dit_capture_blocks
 
 
 def is_unet(diffusion_model) -> bool:
@@ -54,7 +42,7 @@ def dit_blocks(diffusion_model) -> list[int] | None:
     if any(getattr(b, "flipped_img_txt", False) for b in blocks):
         raise ValueError("this DiT orders image tokens before text tokens; the localizer "
                          "supports FLUX and SD3-style [text, image] joint attention.")
-    return list(range(len(blocks) // 2, len(blocks)))
+    return dit_capture_blocks(len(blocks))
 
 
 def unet_attention_blocks(diffusion_model) -> list[tuple[str, int, int]]:
@@ -79,15 +67,6 @@ def unet_attention_blocks(diffusion_model) -> list[tuple[str, int, int]]:
         if has(block, Upsample):
             level -= 1
     return found
-
-
-def choose_blocks(blocks: list[tuple[str, int, int]], target: int = TARGET_FACTOR):
-    """The blocks at ``target`` factor, else at the coarsest factor below it."""
-    factors = sorted({f for _, _, f in blocks if f <= target})
-    if not factors:
-        raise ValueError("this U-Net has no attention at or above 1/4 of the latent resolution")
-    chosen = factors[-1]
-    return [(name, idx) for name, idx, f in blocks if f == chosen], chosen
 
 
 def downsampled(size: tuple[int, int], factor: int) -> tuple[int, int]:
@@ -223,7 +202,7 @@ def make_recorder(model, token_weights: dict[int, torch.Tensor], latent_shape):
     dm = model.get_model_object("diffusion_model")
     latent_hw = tuple(latent_shape[-2:])
     if is_unet(dm):
-        blocks, factor = choose_blocks(unet_attention_blocks(dm))
+        blocks, factor = choose_unet_blocks(unet_attention_blocks(dm))
         return UNetRecorder(token_weights, downsampled(latent_hw, factor), factor, blocks), blocks
     blocks = dit_blocks(dm)
     if blocks is None:

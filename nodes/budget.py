@@ -1,9 +1,9 @@
-"""Counting what a run really costs: denoiser evaluations (NFE) and seconds, per stage.
+"""What a run really costs -- denoiser evaluations (NFE) and seconds, per stage -- and the
+report and structured cost payload that LoTTS Sampler and Best-of-N both give.
 
-The count comes from the model itself -- a model-function wrapper on a clone sees every
-batch the sampler sends and adds its batch size (one NFE per image per conditioning) --
-so the report states what happened, and the tests compare it with the formula in
-lotts/schedule.py.
+The count comes from the model itself: a model-function wrapper on a clone sees every
+batch the sampler sends and adds its batch size (one NFE per image per conditioning), so
+the report states what happened; the formula beside it comes from lotts/schedule.py.
 """
 
 from __future__ import annotations
@@ -11,20 +11,10 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 
-from ..lotts.schedule import lotts_nfe, nfe_per_step
+from ..lotts.schedule import STAGES
 
-# Samplers known to evaluate the model exactly once per step (the formula's c assumes
-# it); for others the report shows the counted NFE only.
-SINGLE_CALL_SAMPLERS = frozenset({
-    "euler", "euler_ancestral", "euler_cfg_pp", "euler_ancestral_cfg_pp", "lms", "ddim",
-    "ddpm", "lcm", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-    "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ipndm", "ipndm_v", "deis", "res_multistep",
-    "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
-    "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde",
-})
-
-STAGES = ("candidates", "probes", "refinement", "harmonization")
 TOTAL_RE = re.compile(r"NFE total:\s*(\d+)")
 
 
@@ -39,7 +29,6 @@ class Budget:
         self.nfe = OrderedDict((s, 0) for s in STAGES)
         self.seconds = OrderedDict()
         self.current = None
-        self.scored = 0
 
     def counting(self, model):
         counted = model.clone()
@@ -55,29 +44,22 @@ class Budget:
         counted.set_model_unet_function_wrapper(wrapper)
         return counted
 
-    class _Stage:
-        def __init__(self, budget, name):
-            self.budget, self.name = budget, name
-
-        def __enter__(self):
-            self.budget.current = self.name
-            self.start = time.perf_counter()
-
-        def __exit__(self, *exc):
-            elapsed = time.perf_counter() - self.start
-            self.budget.seconds[self.name] = self.budget.seconds.get(self.name, 0.0) + elapsed
-            self.budget.current = None
-
+    @contextmanager
     def stage(self, name):
-        return Budget._Stage(self, name)
+        self.current, start = name, time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.current = None
 
     @property
     def total(self) -> int:
         return sum(self.nfe.values())
 
-    def table(self, formula: dict | None, title: str) -> str:
-        """A fixed-width text table: stage, counted NFE, formula NFE, seconds."""
-        rows = [title, f"{'stage':<15}{'NFE':>8}{'formula':>9}{'seconds':>9}"]
+    def table(self, formula: dict | None) -> list[str]:
+        """Fixed-width rows: stage, counted NFE, formula NFE, seconds."""
+        rows = [f"{'stage':<15}{'NFE':>8}{'formula':>9}{'seconds':>9}"]
         names = list(self.nfe) + [s for s in self.seconds if s not in self.nfe]
         for name in names:
             if name in self.nfe and self.nfe[name] == 0 and name not in self.seconds:
@@ -87,18 +69,34 @@ class Budget:
             rows.append(f"{name:<15}{counted:>8}{expected:>9}{self.seconds.get(name, 0.0):>9.2f}")
         expected = f"{formula['total']}" if formula else "n/a"
         rows.append(f"{'total':<15}{self.total:>8}{expected:>9}{sum(self.seconds.values()):>9.2f}")
-        return "\n".join(rows)
+        return rows
 
 
-def formula_for(sampler_name, **kw) -> dict | None:
-    """lotts_nfe for this run, or None when the sampler's calls per step are not known."""
-    if sampler_name not in SINGLE_CALL_SAMPLERS:
-        return None
-    return lotts_nfe(**kw)
+def report(budget: Budget, formula: dict | None, title: str, notes: list[str],
+           ranked: list, verifier_name: str) -> str:
+    """The text report of a LoTTS or Best-of-N run (its last line is ``NFE total: N``,
+    which LoTTS Best-of-N's match_budget reads)."""
+    best = ranked[0]
+    return "\n".join([
+        title, *budget.table(formula),
+        "(NFE = denoiser evaluations of one image; a CFG step costs 2, cfg 1 costs 1)",
+        *notes,
+        f"verifier: {verifier_name} scored {len(ranked)} images",
+        f"best: score {best.score:.4f} -- {best.lineage}",
+        f"NFE total: {budget.total}",
+    ])
 
 
-def per_sample_nfe(steps: int, cfg: float) -> int:
-    return steps * nfe_per_step(cfg)
+def cost_payload(budget: Budget, formula: dict | None, ranked: list, **extra) -> dict:
+    """The run's cost as data, for the UI payload key ``lotts_cost`` (read by the
+    evaluation runner and the tests instead of the report's text)."""
+    return {
+        "nfe": dict(budget.nfe), "nfe_total": budget.total, "formula": formula,
+        "seconds": {k: round(v, 4) for k, v in budget.seconds.items()},
+        "scored": len(ranked),
+        "scores": [s.score for s in ranked], "lineage": [s.lineage for s in ranked],
+        **extra,
+    }
 
 
 def parse_budget(text: str) -> int:

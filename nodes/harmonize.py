@@ -1,66 +1,82 @@
 """LoTTSHarmonize: the last steps on the whole image, no mask (the paper's holistic
 consistency), so style and structure agree across the re-sampled boundary."""
 
-from .common import (CATEGORY, CFG_INPUT, MODEL_INPUT, NEGATIVE_INPUT, POSITIVE_INPUT,
-                     SEED_INPUT, STEPS_INPUT, Progress, check_conditioning, check_latent,
-                     check_steps, sample, sampler_input, scheduler_input)
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..lotts.schedule import harmonize_window
+from ..lotts.seeds import Stream, stage_seeds
+from . import inputs
+from .checks import SOURCE_KEY, check_latent, latent_out, user_mask
+from .sampling import Progress, SamplingSettings, continuation_noise, sample
 
 
-class LoTTSHarmonize:
-    DESCRIPTION = ("Runs steps start_step..steps on the whole image with no mask. With "
-                   "add_noise off it finishes latents that LoTTS Masked Refine left noisy "
-                   "(start_step = its end_step); with add_noise on it re-noises clean latents "
-                   "to start_step first.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The harmonized, fully denoised latents (same batch).",)
-    FUNCTION = "harmonize"
+class LoTTSHarmonize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoTTSHarmonize", display_name="LoTTS Harmonize", category=inputs.CATEGORY,
+            description="Runs steps start_step..steps on the whole image with no mask. With "
+                        "add_noise off it finishes latents that LoTTS Masked Refine left noisy "
+                        "(start_step = its end_step); with add_noise on it re-noises clean "
+                        "latents to start_step first. A latent with an inpainting mask is only "
+                        "changed inside it.",
+            inputs=[
+                inputs.model(), inputs.positive(), inputs.negative(),
+                io.Latent.Input("latent", tooltip="Latents to harmonize, e.g. LoTTS Masked "
+                                                  "Refine's output."),
+                inputs.seed(), inputs.steps(), inputs.cfg(), inputs.sampler_name(),
+                inputs.scheduler(),
+                inputs.start_step(17, "First harmonization step: Masked Refine's end_step (the "
+                                      "paper uses the last few steps)."),
+                io.Boolean.Input("add_noise", default=False,
+                                 tooltip="Off: the latent already holds the noise of start_step "
+                                         "(from Masked Refine). On: re-noise a clean latent to "
+                                         "start_step first."),
+                inputs.max_batch(),
+            ],
+            outputs=[io.Latent.Output(display_name="latent",
+                                      tooltip="The harmonized, fully denoised latents (same "
+                                              "batch).")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": MODEL_INPUT,
-            "positive": POSITIVE_INPUT,
-            "negative": NEGATIVE_INPUT,
-            "latent": ("LATENT", {"tooltip": "Latents to harmonize, e.g. LoTTS Masked Refine's output."}),
-            "seed": SEED_INPUT,
-            "steps": STEPS_INPUT,
-            "cfg": CFG_INPUT,
-            "sampler_name": sampler_input(),
-            "scheduler": scheduler_input(),
-            "start_step": ("INT", {"default": 17, "min": 0, "max": 10000,
-                                   "tooltip": "First harmonization step: Masked Refine's end_step "
-                                              "(the paper uses the last few steps)."}),
-            "add_noise": ("BOOLEAN", {"default": False,
-                                      "tooltip": "Off: the latent already holds the noise of "
-                                                 "start_step (from Masked Refine). On: re-noise a "
-                                                 "clean latent to start_step first (item i: seed + i)."}),
-        }}
+    def validate_inputs(cls, **kw):
+        if isinstance(kw.get("steps"), int) and isinstance(kw.get("start_step"), int):
+            try:
+                harmonize_window(kw["steps"], kw["start_step"])
+            except ValueError as e:
+                return str(e)
+        return True
 
-    def harmonize(self, model, positive, negative, latent, seed, steps, cfg, sampler_name,
-                  scheduler, start_step, add_noise):
-        return (harmonize_latents(model, positive, negative, latent, seed, steps, cfg,
-                                  sampler_name, scheduler, start_step, add_noise),)
+    @classmethod
+    def execute(cls, *, model, positive, negative, latent, seed, steps, cfg, sampler_name,
+                scheduler, start_step, add_noise, max_batch=0):
+        settings = SamplingSettings(model, positive, negative, steps, cfg, sampler_name,
+                                    scheduler, max_batch)
+        n = check_latent(model, latent, "latent").shape[0]
+        return io.NodeOutput(harmonize_latents(
+            settings, latent, seeds=stage_seeds(seed, Stream.HARMONIZATION, n),
+            start_step=start_step, add_noise=add_noise))
 
 
-def harmonize_latents(model, positive, negative, latent, seed, steps, cfg, sampler_name,
-                      scheduler, start_step, add_noise, progress=None) -> dict:
-    """Steps [start_step, steps] on the whole image, no mask (see the node's description)."""
-    samples = check_latent(model, latent, "latent")
-    check_conditioning(model, positive, "positive")
-    check_conditioning(model, negative, "negative")
-    check_steps(steps, start_step, steps)
-    seeds = [seed + i for i in range(samples.shape[0])]
-    progress = progress or Progress(model, steps - start_step)
-    # noise_mask is dropped on purpose: harmonization is global.
-    out = sample(model, samples, seeds, steps, cfg, sampler_name, scheduler, positive,
-                 negative, progress, start_step=start_step, last_step=steps,
-                 force_full_denoise=True, add_noise=add_noise)
-    result = {k: v for k, v in latent.items() if k not in ("samples", "noise_mask", "batch_index")}
-    result["samples"] = out
-    return result
-
-
-NODE_CLASS_MAPPINGS = {"LoTTSHarmonize": LoTTSHarmonize}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSHarmonize": "LoTTS Harmonize"}
+def harmonize_latents(settings: SamplingSettings, latent: dict, *, seeds: list[int],
+                      start_step: int, add_noise: bool, progress: Progress | None = None) -> dict:
+    """Steps [start_step, steps] on the whole image, no mask; item i's noise (added noise,
+    or an ancestral/SDE sampler's) from ``seeds[i]``."""
+    samples = check_latent(settings.model, latent, "latent")
+    n_steps = harmonize_window(settings.steps, start_step)
+    progress = progress or Progress(settings.model, samples.shape[0] * n_steps)
+    allowed, source = user_mask(latent, samples), latent.get(SOURCE_KEY)
+    if allowed is not None and source is not None and not add_noise:
+        # Masked Refine's leftover noise, inside the user's inpainting mask: continue from
+        # it with the region outside pinned to the clean source (global otherwise)
+        noise = continuation_noise(settings, samples, source, start_step)
+        out = sample(settings, source, seeds=seeds, progress=progress, start_step=start_step,
+                     last_step=settings.steps, force_full_denoise=True, noise_mask=allowed,
+                     noise=noise)
+    else:  # global; an inpainting mask is honoured as KSampler honours it
+        out = sample(settings, samples, seeds=seeds, progress=progress, start_step=start_step,
+                     last_step=settings.steps, force_full_denoise=True, add_noise=add_noise,
+                     noise_mask=allowed)
+    return latent_out(latent, out, noise_mask=allowed)

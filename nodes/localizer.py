@@ -9,19 +9,26 @@ core turns it into a map P and a top-r mask (lotts/localize.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 
 import comfy.model_management
 import comfy.samplers
+from comfy_api.latest import io
 
-from ..lotts.localize import feather_mask, grid_to_latent, grow_mask, localize, resize_mask
 from ..lotts.attention import resize_map
+from ..lotts.localize import (check_mask_ratio, check_prior_weight, feather_mask, grid_to_latent,
+                              grow_mask, latent_to_grid, localize, resize_mask)
 from ..lotts.preview import colorize
-from ..lotts.prompts import DEFAULT_NEGATIVE_TEMPLATE, DEFAULT_POSITIVE_TEMPLATE, quality_prompts
-from .attention_capture import make_recorder, probe
+from ..lotts.prompts import quality_prompts
+from ..lotts.schedule import PROBE_CONDITIONINGS
+from ..lotts.seeds import Stream, stage_seeds
+from . import inputs
+from .attention_capture import ProbeGuider, make_recorder, probe
+from .checks import check_conditioning, check_latent, pixel_size, user_mask
+from .sampling import Progress, batch_limit, seeded_noise
 from .ui_previews import latent_to_rgb, localizer_viewer
-from .common import (CATEGORY, MODEL_INPUT, SEED_INPUT, Progress, check_conditioning,
-                     check_latent, pixel_size, scheduler_input, seeded_noise)
 
 
 def encode(clip, text: str):
@@ -60,154 +67,193 @@ def with_text_of(positive, encoded):
     return [[text_emb, {**opts, **text_opts}] for _, opts in positive]
 
 
-class LoTTSDefectLocalizer:
-    DESCRIPTION = ("Finds each candidate's weak regions from the model's own attention: "
-                   "contrasts the attention of 'A low-quality image of {p}' against 'A "
-                   "high-quality image of {p}', spreads it over coherent regions with "
-                   "self-attention, weights it by the prompt's own attention, and keeps the "
-                   "top mask_ratio of the image. One probe pass per candidate (3 NFE).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MASK", "IMAGE")
-    RETURN_NAMES = ("mask", "heatmap")
-    OUTPUT_TOOLTIPS = ("One binary mask per candidate at the image's pixel size: 1 = re-sample.",
-                       "The defect score P per candidate, colourised (bright = weak).")
-    FUNCTION = "localize"
-    OUTPUT_NODE = True  # shows its per-candidate viewer even when nothing else is connected
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What the localizer needs besides the candidates, validated once.
+
+    ``positive``: the user's positive conditioning (its options reach the probe), or None
+    to encode the three prompts from text alone.
+    """
+    model: object
+    clip: object
+    prompt: str
+    steps: int = 20
+    scheduler: str = "normal"
+    mask_ratio: float = 0.5
+    prior_weight: float = 0.5
+    probe_step: int = 15
+    positive_template: str = inputs.DEFAULT_POSITIVE_TEMPLATE
+    negative_template: str = inputs.DEFAULT_NEGATIVE_TEMPLATE
+    grow: int = 0
+    feather: int = 0
+    positive: list | None = None
+    max_batch: int = 0
+
+    def __post_init__(self):
+        check_mask_ratio(self.mask_ratio)
+        check_prior_weight(self.prior_weight)
+        if self.clip is None:
+            raise ValueError("clip is missing: connect the checkpoint's CLIP output.")
+        self.texts()  # the prompt and templates are usable
+        check_probe_step(self.probe_step, self.steps)
+        if self.positive is not None:
+            check_conditioning(self.model, self.positive, "positive")
+
+    def texts(self) -> tuple[str, str, str]:
+        """The prompt and its two quality versions, in conditioning order."""
+        pos, neg = quality_prompts(self.prompt, self.positive_template, self.negative_template)
+        return self.prompt.strip(), pos, neg
+
+    def with_model(self, model) -> "ProbeSettings":
+        return replace(self, model=model)
+
+
+def check_probe_step(probe_step: int, steps: int) -> None:
+    if not 0 <= probe_step < steps:
+        raise ValueError(f"probe_step ({probe_step}) must be in [0, steps) = [0, {steps}): it "
+                         "indexes the schedule of 'steps' steps.")
+
+
+class LoTTSDefectLocalizer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoTTSDefectLocalizer", display_name="LoTTS Defect Localizer",
+            category=inputs.CATEGORY,
+            description="Finds each candidate's weak regions from the model's own attention: "
+                        "contrasts the attention of 'A low-quality image of {p}' against 'A "
+                        "high-quality image of {p}', spreads it over coherent regions with "
+                        "self-attention, weights it by the prompt's own attention, and keeps "
+                        "the top mask_ratio of the image (of its inpainting mask, when the "
+                        "latent has one: the defect mask stays inside it). One probe pass per "
+                        "candidate (3 NFE).",
+            inputs=[
+                inputs.model(), inputs.clip(),
+                inputs.prompt("The prompt the candidates were made from (the {p} in the "
+                              "templates)."),
+                inputs.candidates_latent(), inputs.mask_ratio(), inputs.prior_weight(),
+                io.Int.Input("probe_step", default=15, min=0, max=inputs.STEP_MAX,
+                             tooltip="Where in the schedule (of 'steps' steps) the candidates "
+                                     "are re-noised for the probe. Late steps (little noise) "
+                                     "see the candidate's details."),
+                inputs.template("positive_template"), inputs.template("negative_template"),
+                inputs.seed(),
+                inputs.steps(tooltip="Length of the schedule probe_step indexes into.",
+                             optional=True),
+                inputs.scheduler(optional=True),
+                io.Int.Input("grow", default=0, min=0, max=256, optional=True,
+                             tooltip="Dilate the mask by this many pixels."),
+                io.Int.Input("feather", default=0, min=0, max=256, optional=True,
+                             tooltip="Soften the mask edge over this many pixels (the mask is "
+                                     "then no longer binary)."),
+                inputs.vae(optional=True, tooltip="Optional, for the on-node viewer only: "
+                           "decodes the candidates exactly. Without it the viewer shows a fast "
+                           "approximate colour preview of the latents."),
+                inputs.positive(optional=True, tooltip=(
+                    "The positive conditioning the candidates were sampled with. The probe "
+                    "then keeps everything it carries (FLUX guidance, SDXL size, ControlNet, "
+                    "hooks, areas) and only swaps in the quality prompts' text. Not "
+                    "connected: the three prompts are encoded from text alone (as in "
+                    "workflows saved before this input existed).")),
+                inputs.max_batch(),
+            ],
+            outputs=[
+                io.Mask.Output(display_name="mask",
+                               tooltip="One binary mask per candidate at the image's pixel "
+                                       "size: 1 = re-sample."),
+                io.Image.Output(display_name="heatmap",
+                                tooltip="The defect score P per candidate, colourised "
+                                        "(bright = weak)."),
+            ],
+            is_output_node=True)  # shows its per-candidate viewer even when nothing else is connected
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": MODEL_INPUT,
-            "clip": ("CLIP", {"tooltip": "The text encoder of the checkpoint, to encode the "
-                                         "quality prompts."}),
-            "prompt": ("STRING", {"multiline": True, "default": "",
-                                  "tooltip": "The prompt the candidates were made from (the {p} "
-                                             "in the templates)."}),
-            "candidates": ("LATENT", {"tooltip": "The N candidate latents (from LoTTS Seed Fan-Out)."}),
-            "mask_ratio": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01,
-                                     "tooltip": "r: share of the image marked for re-sampling "
-                                                "(the paper's best is 0.5)."}),
-            "prior_weight": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 10.0, "step": 0.05,
-                                       "tooltip": "lambda: weight of the prompt's own attention "
-                                                  "(a foreground prior) added to the quality "
-                                                  "contrast. 0 = contrast only. The paper gives "
-                                                  "no value; 0.5 is ours."}),
-            "probe_step": ("INT", {"default": 15, "min": 0, "max": 10000,
-                                   "tooltip": "Where in the schedule (of 'steps' steps) the "
-                                              "candidates are re-noised for the probe. Late "
-                                              "steps (little noise) see the candidate's details."}),
-            "positive_template": ("STRING", {"default": DEFAULT_POSITIVE_TEMPLATE,
-                                             "tooltip": "'High-quality' prompt; {p} is replaced "
-                                                        "by the prompt."}),
-            "negative_template": ("STRING", {"default": DEFAULT_NEGATIVE_TEMPLATE,
-                                             "tooltip": "'Low-quality' prompt; {p} is replaced "
-                                                        "by the prompt."}),
-            "seed": SEED_INPUT,
-        }, "optional": {
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000,
-                              "tooltip": "Length of the schedule probe_step indexes into."}),
-            "scheduler": scheduler_input(),
-            "grow": ("INT", {"default": 0, "min": 0, "max": 256,
-                             "tooltip": "Dilate the mask by this many pixels."}),
-            "feather": ("INT", {"default": 0, "min": 0, "max": 256,
-                                "tooltip": "Soften the mask edge over this many pixels "
-                                           "(the mask is then no longer binary)."}),
-            "vae": ("VAE", {"tooltip": "Optional, for the on-node viewer only: decodes the "
-                                       "candidates exactly. Without it the viewer shows a "
-                                       "fast approximate colour preview of the latents."}),
-            "positive": ("CONDITIONING", {
-                "tooltip": "The positive conditioning the candidates were sampled with. The "
-                           "probe then keeps everything it carries (FLUX guidance, SDXL size, "
-                           "ControlNet, hooks, areas) and only swaps in the quality prompts' "
-                           "text. Not connected: the three prompts are encoded from text alone "
-                           "(as in workflows saved before this input existed)."}),
-        }}
+    def validate_inputs(cls, **kw):
+        if isinstance(kw.get("probe_step"), int) and isinstance(kw.get("steps", 20), int):
+            try:
+                check_probe_step(kw["probe_step"], kw.get("steps", 20))
+            except ValueError as e:
+                return str(e)
+        return True
 
-    def localize(self, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
-                 positive_template, negative_template, seed, steps=20, scheduler="normal",
-                 grow=0, feather=0, vae=None, positive=None):
+    @classmethod
+    def execute(cls, *, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
+                positive_template, negative_template, seed, steps=20, scheduler="normal",
+                grow=0, feather=0, vae=None, positive=None, max_batch=0):
+        settings = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
+                                 probe_step, positive_template, negative_template, grow, feather,
+                                 positive, max_batch)
+        samples = check_latent(model, candidates, "candidates")
         info = {}
-        mask, heatmap = localize_candidates(model, clip, prompt, candidates, mask_ratio,
-                                            prior_weight, probe_step, positive_template,
-                                            negative_template, seed, steps, scheduler, grow,
-                                            feather, positive=positive, info=info)
-        samples = candidates["samples"]
+        mask, heatmap = localize_candidates(
+            settings, candidates, info=info,
+            seeds=stage_seeds(seed, Stream.PROBE, samples.shape[0]))
         images = vae.decode(samples) if vae is not None else latent_to_rgb(model, samples)
         ui = localizer_viewer(images[..., :3], mask, heatmap, mask_ratio)
         ui["lotts_localizer"] = [info]
-        return {"ui": ui, "result": (mask, heatmap)}
+        return io.NodeOutput(mask, heatmap, ui=ui)
 
 
-def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight):
-    """One candidate's mask and P from what ``recorder`` captured, on the latent's grid
-    (padded cells cropped, lotts.localize.grid_to_latent)."""
+def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight, allowed=None):
+    """The masks and P of the candidates ``recorder`` captured, on the latent's grid
+    (padded cells cropped, lotts.localize.grid_to_latent). ``allowed`` (latent grid): the
+    user's inpainting mask -- the defect mask stays inside it and r is its share of it."""
     acc = recorder.acc
     if any(c not in acc.cross_keys() for c in range(3)):
         raise ValueError("positive has only area-restricted entries: the localizer needs "
                          "the attention of the whole image. Connect a conditioning with "
                          "an entry for the whole image (or leave positive unconnected).")
+    cells = None if allowed is None else latent_to_grid(allowed > 0, recorder.factor, acc.grid)
     mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
-                       acc.self_matrix(), mask_ratio, prior_weight)
-    return (grid_to_latent(mask, recorder.factor, latent_hw),
-            grid_to_latent(p, recorder.factor, latent_hw, smooth=True))
+                       acc.self_matrix(), mask_ratio, prior_weight, allowed=cells)
+    mask = grid_to_latent(mask, recorder.factor, latent_hw)
+    if allowed is not None:
+        mask = mask * (allowed > 0)
+    return mask, grid_to_latent(p, recorder.factor, latent_hw, smooth=True)
 
 
-def localize_candidates(model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
-                        positive_template=DEFAULT_POSITIVE_TEMPLATE,
-                        negative_template=DEFAULT_NEGATIVE_TEMPLATE, seed=0, steps=20,
-                        scheduler="normal", grow=0, feather=0, progress=None, *,
-                        positive=None, info=None):
-    """Masks (pixel size) and colourised P for every candidate; one probe pass each.
+def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: list[int],
+                        progress: Progress | None = None, info: dict | None = None):
+    """Masks (pixel size) and colourised P for every candidate.
 
-    Candidate i is probed with noise from seed + i, so its mask does not depend on the
+    All candidates are probed together, in as few model calls as fit: batches of
+    candidates no larger than sampling's own (ProbeGuider evaluates two conditionings at
+    a time, 2 images per candidate, as a CFG step does). Candidate i is re-noised with
+    noise from ``seeds[i]`` and every map is per image, so its mask does not depend on the
     rest of the batch. ``info`` (a dict), when given, receives what was captured: the
     backbone, the attention kind and the blocks.
     """
-    if not 0.0 < mask_ratio <= 1.0:
-        raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}.")
-    if prior_weight < 0:
-        raise ValueError(f"prior_weight must be >= 0, got {prior_weight}.")
-    pos_text, neg_text = quality_prompts(prompt, positive_template, negative_template)
-    if clip is None:
-        raise ValueError("clip is missing: connect the checkpoint's CLIP output.")
-    samples = check_latent(model, candidates, "candidates")
-    if not 0 <= probe_step < steps:
-        raise ValueError(f"probe_step ({probe_step}) must be in [0, steps) = [0, {steps}).")
-    if positive is not None:
-        check_conditioning(model, positive, "positive")
-
-    encoded, weights = zip(*(encode(clip, t) for t in (prompt.strip(), pos_text, neg_text)))
-    conds = [with_text_of(positive, e) if positive is not None else e for e in encoded]
-    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"),
-                                             scheduler, steps)
-    sigma = float(sigmas[probe_step])
+    s = settings
+    samples = check_latent(s.model, candidates, "candidates")
+    encoded, weights = zip(*(encode(s.clip, t) for t in s.texts()))
+    conds = [with_text_of(s.positive, e) if s.positive is not None else e for e in encoded]
+    sigmas = comfy.samplers.calculate_sigmas(s.model.get_model_object("model_sampling"),
+                                             s.scheduler, s.steps)
+    sigma = float(sigmas[s.probe_step])
 
     n = samples.shape[0]
     latent_hw = tuple(samples.shape[-2:])
-    progress = progress or Progress(model, n)
+    progress = progress or Progress(s.model, n * PROBE_CONDITIONINGS)
+    allowed = user_mask(candidates, samples)
+    size = batch_limit(s.model, samples.shape[1:], s.max_batch, ProbeGuider.GROUP)
     masks, maps = [], []
-    for i in range(n):
+    for a in range(0, n, size):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        recorder, blocks = make_recorder(model, dict(enumerate(weights)), samples.shape)
-        patched = model.clone()
+        part = samples[a:a + size]
+        recorder, blocks = make_recorder(s.model, dict(enumerate(weights)), part.shape)
+        patched = s.model.clone()
         recorder.patch(patched, blocks)
-        one = samples[i:i + 1]
-        probe(patched, conds, one, seeded_noise(one, [seed + i]), sigma, seed + i)
-        mask, p = mask_and_map(recorder, latent_hw, mask_ratio, prior_weight)
+        probe(patched, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a])
+        mask, p = mask_and_map(recorder, latent_hw, s.mask_ratio, s.prior_weight,
+                               None if allowed is None else allowed[a:a + size])
         masks.append(mask.cpu())
         maps.append(p.cpu())
-        progress.advance(1)
+        progress.advance(part.shape[0] * PROBE_CONDITIONINGS)
     if info is not None:
-        info.update(backbone=type(model.model).__name__, attention=recorder.attention,
+        info.update(backbone=type(s.model.model).__name__, attention=recorder.attention,
                     blocks=list(recorder.blocks), latent_channels=int(samples.shape[1]),
                     grid=list(recorder.acc.grid), layers=list(recorder.acc.layers_seen))
 
     size = pixel_size(samples)
-    mask = resize_mask(torch.cat(masks), size)
-    mask = feather_mask(grow_mask(mask, grow), feather)
-    heatmap = colorize(resize_map(torch.cat(maps), size))
-    return mask, heatmap
-
-
-NODE_CLASS_MAPPINGS = {"LoTTSDefectLocalizer": LoTTSDefectLocalizer}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSDefectLocalizer": "LoTTS Defect Localizer"}
+    mask = feather_mask(grow_mask(resize_mask(torch.cat(masks), size), s.grow), s.feather)
+    return mask, colorize(resize_map(torch.cat(maps), size))

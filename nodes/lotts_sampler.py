@@ -1,8 +1,8 @@
-"""LoTTSSampler: the whole LoTTS pipeline in one node, built from the same functions as
-the separate nodes (no second implementation).
+"""LoTTSSampler: the whole LoTTS pipeline in one node, built from the same stage functions
+as the separate nodes (no second implementation; the search is nodes/search.py).
 
     fan-out N -> localize -> refine k (masked) -> harmonize -> decode -> verifier picks
-    depth > 1: localize and refine the best so far again (the paper's depth search)
+    depth > 1: localize and refine the best child of the level above (depth-first)
 
 The verifier scores the unrefined candidates too, so LoTTS never returns worse than its
 own Best-of-N pool, and the report gives the NFE each stage really spent.
@@ -11,171 +11,114 @@ own Best-of-N pool, and the report gives the NFE each stage really spent.
 from __future__ import annotations
 
 import torch
+from comfy_api.latest import io
 
-import comfy.model_management
-
-from ..lotts.prompts import DEFAULT_NEGATIVE_TEMPLATE, DEFAULT_POSITIVE_TEMPLATE
-from .budget import Budget, formula_for
-from .common import (CATEGORY, CFG_INPUT, MODEL_INPUT, NEGATIVE_INPUT, POSITIVE_INPUT,
-                     SEED_INPUT, STEPS_INPUT, Progress, check_steps, sampler_input,
-                     scheduler_input)
-from .fan_out import fan_out_passes, sample_candidates
-from .harmonize import harmonize_latents
-from .localizer import localize_candidates
-from .masked_refine import refine_candidates
-from .search import Pool, scores_payload
+from ..lotts.prompts import check_prompt
+from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, probe_step_for
+from . import inputs
+from .budget import cost_payload, report
+from .localizer import ProbeSettings
+from .masked_refine import region_inputs
+from .sampling import SamplingSettings
+from .search import run_search, scores_payload
 from .ui_previews import localizer_viewer
 
-PROBE_FRACTION = 0.75  # probe at 3/4 of the schedule, the localizer node's default
+PLAN_INPUTS = ("candidates", "steps", "refinements", "start_step", "harmonize_steps", "depth")
 
 
-def probe_step_for(steps: int) -> int:
-    return min(steps - 1, int(round(steps * PROBE_FRACTION)))
-
-
-class LoTTSSampler:
-    DESCRIPTION = ("LoTTS in one node: samples N candidates, finds each one's weak regions "
-                   "from the model's attention, re-samples only there k times, harmonizes, "
-                   "and returns the sample the verifier scores best (the unrefined "
-                   "candidates compete too). depth > 1 refines the best again. The report "
-                   "lists the NFE each stage spent, for a fair comparison with Best-of-N.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "LATENT", "IMAGE", "MASK", "STRING")
-    RETURN_NAMES = ("image", "latent", "all_images", "masks", "report")
-    OUTPUT_TOOLTIPS = ("The best image.", "The best image's latent.",
-                       "Every scored sample, best first.",
-                       "The defect masks of the last round (one per refined sample).",
-                       "Cost and lineage report (connect it to LoTTS Best-of-N's match_budget "
-                       "for an equal-NFE baseline).")
-    FUNCTION = "run"
-    OUTPUT_NODE = True
+class LoTTSSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoTTSSampler", display_name="LoTTS Sampler (one node)",
+            category=inputs.CATEGORY,
+            description="LoTTS in one node: samples N candidates, finds each one's weak "
+                        "regions from the model's attention, re-samples only there k times, "
+                        "harmonizes, and returns the sample the verifier scores best (the "
+                        "unrefined candidates compete too). depth > 1 refines the best result "
+                        "of the previous round again (depth-first). The report lists the NFE "
+                        "each stage spent, for a fair comparison with Best-of-N.",
+            inputs=[
+                inputs.model(), inputs.clip(),
+                inputs.vae(), inputs.positive(), inputs.negative(),
+                inputs.prompt("The prompt text (same as the positive conditioning): used by the "
+                              "localizer and the verifier."),
+                inputs.verifier(), inputs.batch1_latent(), inputs.seed(),
+                inputs.candidate_count(), inputs.refinement_count(minimum=0),
+                io.Int.Input("depth", default=1, min=1, max=16,
+                             tooltip="Search depth: each extra level localizes and refines the "
+                                     "best sample the level above produced, k more times."),
+                inputs.steps(), inputs.cfg(), inputs.sampler_name(), inputs.scheduler(),
+                inputs.start_step(10, "t0: refinements re-noise to this step (SD1.5 ~ half the "
+                                      "steps, SDXL ~ 30%, FLUX ~ 20%)."),
+                io.Int.Input("harmonize_steps", default=3, min=0, max=inputs.STEP_MAX,
+                             tooltip="The last steps of each refinement run on the whole image "
+                                     "without the mask (start_step + harmonize_steps < steps)."),
+                inputs.mask_ratio(), inputs.prior_weight(), inputs.max_batch(),
+                *region_inputs(),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="The best image."),
+                io.Latent.Output(display_name="latent",
+                                 tooltip="The best image's latent."),
+                io.Image.Output(display_name="all_images",
+                                tooltip="Every scored sample, best first."),
+                io.Mask.Output(display_name="masks",
+                               tooltip="The defect masks of the last round (one per localized "
+                                       "sample)."),
+                io.String.Output(display_name="report",
+                                 tooltip="Cost and lineage report (connect it to LoTTS "
+                                         "Best-of-N's match_budget for an equal-NFE baseline)."),
+            ],
+            is_output_node=True)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": MODEL_INPUT,
-            "clip": ("CLIP", {"tooltip": "The checkpoint's text encoder (for the quality prompts)."}),
-            "vae": ("VAE", {"tooltip": "The checkpoint's VAE: samples are decoded for the verifier."}),
-            "positive": POSITIVE_INPUT,
-            "negative": NEGATIVE_INPUT,
-            "prompt": ("STRING", {"multiline": True, "default": "",
-                                  "tooltip": "The prompt text (same as the positive conditioning): "
-                                             "used by the localizer and the verifier."}),
-            "verifier": ("LOTTS_VERIFIER", {"tooltip": "A verifier from LoTTS Verifier Loader."}),
-            "latent_image": ("LATENT", {"tooltip": "A batch-1 latent, e.g. Empty Latent Image."}),
-            "seed": SEED_INPUT,
-            "candidates": ("INT", {"default": 4, "min": 1, "max": 256,
-                                   "tooltip": "N: candidates sampled from seeds seed..seed+N-1."}),
-            "refinements": ("INT", {"default": 2, "min": 0, "max": 64,
-                                    "tooltip": "k: localized re-samplings per candidate (0 = plain "
-                                               "Best-of-N). The paper's best is 2."}),
-            "depth": ("INT", {"default": 1, "min": 1, "max": 16,
-                              "tooltip": "Search rounds: each extra round localizes and refines "
-                                         "the best sample so far k more times."}),
-            "steps": STEPS_INPUT,
-            "cfg": CFG_INPUT,
-            "sampler_name": sampler_input(),
-            "scheduler": scheduler_input(),
-            "start_step": ("INT", {"default": 10, "min": 0, "max": 10000,
-                                   "tooltip": "t0: refinements re-noise to this step (SD1.5 ~ "
-                                              "half the steps, SDXL ~ 30%, FLUX ~ 20%)."}),
-            "harmonize_steps": ("INT", {"default": 3, "min": 0, "max": 10000,
-                                        "tooltip": "The last steps of each refinement run on the "
-                                                   "whole image without the mask."}),
-            "mask_ratio": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01,
-                                     "tooltip": "r: share of each image re-sampled."}),
-            "prior_weight": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 10.0, "step": 0.05,
-                                       "tooltip": "lambda: weight of the prompt's attention prior."}),
-        }}
+    def validate_inputs(cls, **kw):
+        if all(isinstance(kw.get(n), int) for n in PLAN_INPUTS):
+            try:
+                Plan(**{n: kw[n] for n in PLAN_INPUTS})
+            except ValueError as e:
+                return str(e)
+        return True
 
-    def run(self, model, clip, vae, positive, negative, prompt, verifier, latent_image, seed,
-            candidates, refinements, depth, steps, cfg, sampler_name, scheduler, start_step,
-            harmonize_steps, mask_ratio, prior_weight):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt is empty: the localizer and the verifier need the prompt text.")
-        if candidates < 1 or refinements < 0 or depth < 1 or harmonize_steps < 0:
-            raise ValueError("candidates >= 1, refinements >= 0, depth >= 1 and "
-                             "harmonize_steps >= 0 are required.")
-        end_step = steps - harmonize_steps
-        if refinements:
-            check_steps(steps, start_step, end_step)
-        depth = depth if refinements else 1
-        refine_units = (end_step - start_step) + harmonize_steps
-        units = fan_out_passes(candidates, sampler_name) * steps
-        if refinements:
-            units += candidates + refine_units + (depth - 1) * (1 + refine_units)
-        progress = Progress(model, units)
-
-        budget = Budget()
-        counted = budget.counting(model)
-        pool = Pool()
-        with budget.stage("candidates"):
-            cands = sample_candidates(counted, positive, negative, latent_image, seed, candidates,
-                                      steps, cfg, sampler_name, scheduler, progress)
-        new = pool.add(cands["samples"], [f"candidate seed {seed + i}" for i in range(candidates)], 0)
-        masks = heatmaps = None
-        localized = []  # the samples the last round localized (for the viewer)
-
-        def refine_round(latent, parents, round_depth, refine_seed, probe_seed):
-            nonlocal masks, heatmaps
-            with budget.stage("probes"):
-                masks, heatmaps = localize_candidates(
-                    counted, clip, prompt, latent, mask_ratio, prior_weight,
-                    probe_step_for(steps), DEFAULT_POSITIVE_TEMPLATE, DEFAULT_NEGATIVE_TEMPLATE,
-                    probe_seed, steps, scheduler, progress=progress)
-            with budget.stage("refinement"):
-                refined = refine_candidates(counted, positive, negative, latent, masks, refine_seed,
-                                            refinements, steps, cfg, sampler_name, scheduler,
-                                            start_step, end_step, progress)
-            if harmonize_steps:
-                with budget.stage("harmonization"):
-                    refined = harmonize_latents(counted, positive, negative, refined, 0, steps,
-                                                cfg, sampler_name, scheduler, end_step, False,
-                                                progress)
-            lineages = [f"{parents[j // refinements]} -> refinement seed {refine_seed + j} "
-                        f"(depth {round_depth})" for j in range(refined["samples"].shape[0])]
-            return pool.add(refined["samples"], lineages, round_depth)
-
-        if refinements:
-            localized = list(new)
-            new += refine_round(cands, [s.lineage for s in new], 1, seed + candidates, seed)
-        with budget.stage("decode + verifier"):
-            pool.score(new, vae, verifier, prompt)
-            budget.scored += len(new)
-        for level in range(2, depth + 1):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            best = pool.best()
-            localized = [best]
-            base = seed + candidates * (1 + refinements) + (level - 2) * refinements
-            new = refine_round({"samples": best.latent}, [best.lineage], level, base, base)
-            with budget.stage("decode + verifier"):
-                pool.score(new, vae, verifier, prompt)
-                budget.scored += len(new)
-
-        ranked = pool.ranked()
-        best = ranked[0]
-        formula = formula_for(sampler_name, candidates=candidates, steps=steps, cfg=cfg,
-                              refinements=refinements, start_step=start_step,
-                              harmonize_steps=harmonize_steps if refinements else 0, depth=depth)
-        report = "\n".join([
-            budget.table(formula, f"LoTTS report: N={candidates} k={refinements} depth={depth} "
-                                  f"T={steps} t0={start_step} harmonize={harmonize_steps} "
-                                  f"cfg={cfg} {sampler_name}/{scheduler}"),
-            "(NFE = denoiser evaluations of one image; a CFG step costs 2, cfg 1 costs 1)",
-            f"verifier: {getattr(verifier, 'name', 'verifier')} scored {budget.scored} images",
-            f"best: score {best.score:.4f} -- {best.lineage}",
-            f"NFE total: {budget.total}",
-        ])
+    @classmethod
+    def execute(cls, *, model, clip, vae, positive, negative, prompt, verifier, latent_image,
+                seed, candidates, refinements, depth, steps, cfg, sampler_name, scheduler,
+                start_step, harmonize_steps, mask_ratio, prior_weight, max_batch=0,
+                region="full frame", context=32, upscale_to=0):
+        prompt = check_prompt(prompt, "the localizer and the verifier need the prompt text.")
+        plan = Plan(candidates, steps, refinements, start_step, harmonize_steps, depth)
+        settings = SamplingSettings(model, positive, negative, steps, cfg, sampler_name,
+                                    scheduler, max_batch)
+        probe = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
+                              probe_step_for(steps), positive=positive,
+                              max_batch=max_batch)
+        result = run_search(settings, plan, probe, latent_image=latent_image, seed=seed,
+                            vae=vae, verifier=verifier, region=region, context=context,
+                            upscale_to=upscale_to)
+        ranked, name = result.ranked, getattr(verifier, "name", "verifier")
+        formula = plan.nfe(cfg) if sampler_name in SINGLE_CALL_SAMPLERS else None
+        path = [f"depth {p['depth']}: refined " + (
+            f"all {len(p['expanded'])} candidates" if p["depth"] == 1 else
+            f"{p['expanded'][0]} (score {p['score']:.4f})") for p in result.path]
+        text = report(result.budget, formula,
+                      f"LoTTS report: N={candidates} k={refinements} depth={plan.depth if refinements else 1} "
+                      f"T={steps} t0={start_step} harmonize={harmonize_steps} cfg={cfg} "
+                      f"{sampler_name}/{scheduler}",
+                      (["search path:"] + [f"  {line}" for line in path] if path else []) + [
+                          f"depth {s['depth']}: {s['samples']} sample(s) had an empty mask inside "
+                          "the latent's inpainting mask: not refined (no NFE spent)"
+                          for s in result.skipped],
+                      ranked, name)
         all_images = torch.cat([s.image for s in ranked])
-        ui = {"text": [report], **scores_payload(ranked, getattr(verifier, "name", "verifier"))}
-        if masks is None:  # refinements = 0: nothing was re-sampled anywhere
+        ui = {"text": [text], **scores_payload(ranked, name),
+              "lotts_cost": [cost_payload(result.budget, formula, ranked, path=result.path,
+                                          localizer=result.localizer, skipped=result.skipped)]}
+        if result.masks is None:  # refinements = 0: nothing was re-sampled anywhere
             masks = torch.zeros(candidates, *all_images.shape[1:3])
         else:
-            ui.update(localizer_viewer(torch.cat([s.image for s in localized]), masks, heatmaps,
-                                       mask_ratio))
-        return {"ui": ui, "result": (best.image, {"samples": best.latent}, all_images, masks,
-                                     report)}
-
-
-NODE_CLASS_MAPPINGS = {"LoTTSSampler": LoTTSSampler}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSSampler": "LoTTS Sampler (one node)"}
+            masks = result.masks
+            ui.update(localizer_viewer(torch.cat([s.image for s in result.localized]), masks,
+                                       result.heatmaps, mask_ratio))
+        best = ranked[0]
+        return io.NodeOutput(best.image, {"samples": best.latent}, all_images, masks, text, ui=ui)

@@ -8,80 +8,134 @@ level, and blends the prediction the same way -- the whole latent sits at one no
 level, only the masked region is free to change, and there is no seam.
 """
 
-from .common import (CATEGORY, CFG_INPUT, MODEL_INPUT, NEGATIVE_INPUT, POSITIVE_INPUT,
-                     SEED_INPUT, STEPS_INPUT, Progress, check_conditioning, check_latent,
-                     check_steps, prepare_mask, sample, sampler_input, scheduler_input)
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..lotts.schedule import refine_steps
+from ..lotts.seeds import Stream, stage_seeds
+from . import inputs
+from .checks import check_latent, latent_mask, latent_out, prepare_mask, user_mask
+from .crop import REGIONS, refine_in_boxes
+from .sampling import Progress, SamplingSettings, renoised, sample
 
 
-class LoTTSMaskedRefine:
-    DESCRIPTION = ("Re-samples only the masked (weak) regions of each candidate: re-noises it "
-                   "to start_step (t0) and denoises to end_step with the mask enforced, k "
-                   "times with different noise. Output is N x k latents, candidate-major. "
-                   "With end_step < steps the latents keep their leftover noise for "
-                   "LoTTS Harmonize.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("refined",)
-    OUTPUT_TOOLTIPS = ("N x k refined latents: all k refinements of candidate 0 first. "
-                       "Refinement j of the batch (j = i*k + r) used seed + j.",)
-    FUNCTION = "refine"
+class LoTTSMaskedRefine(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoTTSMaskedRefine", display_name="LoTTS Masked Refine",
+            category=inputs.CATEGORY,
+            description="Re-samples only the masked (weak) regions of each candidate: "
+                        "re-noises it to start_step (t0) and denoises to end_step with the mask "
+                        "enforced, k times with different noise. Output is N x k latents, "
+                        "candidate-major. With end_step < steps the latents keep their leftover "
+                        "noise for LoTTS Harmonize. A candidate whose mask is empty costs "
+                        "nothing: it is passed on unchanged (re-noised to end_step when "
+                        "end_step < steps), without a model call.",
+            inputs=[
+                inputs.model(), inputs.positive(), inputs.negative(), inputs.candidates_latent(),
+                io.Mask.Input("mask", tooltip="Where to re-sample: one mask per candidate (from "
+                                              "LoTTS Defect Localizer) or one for all, at the "
+                                              "image's pixel size."),
+                inputs.seed(), inputs.refinement_count(minimum=1), inputs.steps(), inputs.cfg(),
+                inputs.sampler_name(), inputs.scheduler(),
+                inputs.start_step(10, "t0: the step the candidate is re-noised to. Lower = more "
+                                      "change. Paper: SD2.1 ~25/50, SDXL ~15/50."),
+                io.Int.Input("end_step", default=20, min=1, max=inputs.STEP_MAX,
+                             tooltip="Last masked step. Equal to steps: fully denoised, no "
+                                     "harmonization. Smaller: leave the remaining steps to "
+                                     "LoTTS Harmonize (add_noise off)."),
+                inputs.max_batch(), *region_inputs(),
+            ],
+            outputs=[io.Latent.Output(display_name="refined",
+                                      tooltip="N x k refined latents: all k refinements of "
+                                              "candidate 0 first.")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": MODEL_INPUT,
-            "positive": POSITIVE_INPUT,
-            "negative": NEGATIVE_INPUT,
-            "candidates": ("LATENT", {"tooltip": "The N candidate latents (from LoTTS Seed Fan-Out)."}),
-            "mask": ("MASK", {"tooltip": "Where to re-sample: one mask per candidate (from LoTTS "
-                                         "Defect Localizer) or one for all, at the image's pixel size."}),
-            "seed": SEED_INPUT,
-            "refinements": ("INT", {"default": 2, "min": 1, "max": 64,
-                                    "tooltip": "k: refinements per candidate (the paper's best is 2)."}),
-            "steps": STEPS_INPUT,
-            "cfg": CFG_INPUT,
-            "sampler_name": sampler_input(),
-            "scheduler": scheduler_input(),
-            "start_step": ("INT", {"default": 10, "min": 0, "max": 10000,
-                                   "tooltip": "t0: the step the candidate is re-noised to. Lower = "
-                                              "more change. Paper: SD2.1 ~25/50, SDXL ~15/50."}),
-            "end_step": ("INT", {"default": 20, "min": 1, "max": 10000,
-                                 "tooltip": "Last masked step. Equal to steps: fully denoised, no "
-                                            "harmonization. Smaller: leave the remaining steps to "
-                                            "LoTTS Harmonize (add_noise off)."}),
-        }}
+    def validate_inputs(cls, **kw):
+        if all(isinstance(kw.get(n), int) for n in ("steps", "start_step", "end_step")):
+            try:
+                refine_steps(kw["steps"], kw["start_step"], kw["end_step"])
+            except ValueError as e:
+                return str(e)
+        return True
 
-    def refine(self, model, positive, negative, candidates, mask, seed, refinements, steps, cfg,
-               sampler_name, scheduler, start_step, end_step):
-        return (refine_candidates(model, positive, negative, candidates, mask, seed, refinements,
-                                  steps, cfg, sampler_name, scheduler, start_step, end_step),)
+    @classmethod
+    def execute(cls, *, model, positive, negative, candidates, mask, seed, refinements, steps,
+                cfg, sampler_name, scheduler, start_step, end_step, max_batch=0,
+                region="full frame", context=32, upscale_to=0):
+        settings = SamplingSettings(model, positive, negative, steps, cfg, sampler_name,
+                                    scheduler, max_batch)
+        n = check_latent(model, candidates, "candidates").shape[0]
+        seeds = stage_seeds(seed, Stream.REFINEMENT, n * refinements)
+        return io.NodeOutput(refine_candidates(settings, candidates, mask, seeds=seeds,
+                                               refinements=refinements, start_step=start_step,
+                                               end_step=end_step, region=region, context=context,
+                                               upscale_to=upscale_to))
 
 
-def refine_candidates(model, positive, negative, candidates, mask, seed, refinements, steps,
-                      cfg, sampler_name, scheduler, start_step, end_step, progress=None) -> dict:
-    """Masked refinement of every candidate, k times (see the node's description)."""
-    samples = check_latent(model, candidates, "candidates")
-    check_conditioning(model, positive, "positive")
-    check_conditioning(model, negative, "negative")
+def region_inputs():
+    """Where a refinement samples: the whole frame (the paper), or only the mask's box."""
+    return [
+        io.Combo.Input("region", options=list(REGIONS), default="full frame", optional=True,
+                       tooltip="full frame: every step sees the whole image (the paper). crop "
+                               "to mask: only the box around the mask (plus context) is "
+                               "sampled -- cost follows the defect's area; outside the mask "
+                               "nothing changes. upscaled: the box is enlarged toward the "
+                               "model's native resolution first (like a detailer, for small "
+                               "defects) and finished there."),
+        io.Int.Input("context", default=32, min=0, max=1024, step=8, optional=True,
+                     tooltip="Pixels of surrounding image around the mask's box that a crop "
+                             "sees (clamped at the image's border). All masked regions of a "
+                             "candidate share one box."),
+        io.Int.Input("upscale_to", default=0, min=0, max=4096, step=64, optional=True,
+                     tooltip="For 'crop to mask, upscaled': the long side, in pixels, the box "
+                             "is enlarged to (never shrunk). 0 = the model's native size "
+                             "(512 for SD1.x/2.x, 1024 otherwise)."),
+    ]
+
+
+def refine_candidates(settings: SamplingSettings, candidates: dict, mask, *, seeds: list[int],
+                      refinements: int, start_step: int, end_step: int,
+                      region: str = "full frame", context: int = 32, upscale_to: int = 0,
+                      progress: Progress | None = None) -> dict:
+    """Masked refinement of every candidate, k times, refinement j from ``seeds[j]``
+    (see the node's description). Items whose mask is empty make no model call."""
+    samples = check_latent(settings.model, candidates, "candidates")
     if refinements < 1:
         raise ValueError(f"refinements must be >= 1, got {refinements}: k is how many "
                          "re-samplings each candidate gets.")
-    check_steps(steps, start_step, end_step)
+    window = refine_steps(settings.steps, start_step, end_step)
     n = samples.shape[0]
-    masks = prepare_mask(mask, n, samples)
-    batch = samples.repeat_interleave(refinements, dim=0)
+    masks = latent_mask(prepare_mask(mask, n, samples), samples)
+    allowed = user_mask(candidates, samples)
+    if allowed is not None:  # the user's inpainting mask is law: only inside it
+        masks = masks * allowed
     masks = masks.repeat_interleave(refinements, dim=0)
-    seeds = [seed + j for j in range(n * refinements)]
-    progress = progress or Progress(model, end_step - start_step)
-    out = sample(model, batch, seeds, steps, cfg, sampler_name, scheduler, positive, negative,
-                 progress, start_step=start_step, last_step=end_step,
-                 force_full_denoise=end_step == steps, noise_mask=masks)
-    # The result carries no noise_mask: a mask left on the LATENT would make the
-    # harmonization steps (and any later sampler) masked too.
-    result = {k: v for k, v in candidates.items() if k not in ("samples", "noise_mask", "batch_index")}
-    result["samples"] = out
-    return result
-
-
-NODE_CLASS_MAPPINGS = {"LoTTSMaskedRefine": LoTTSMaskedRefine}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSMaskedRefine": "LoTTS Masked Refine"}
+    batch = samples.repeat_interleave(refinements, dim=0)
+    progress = progress or Progress(settings.model, n * refinements * window.masked_steps)
+    live = [j for j in range(batch.shape[0]) if masks[j].any()]
+    idle = [j for j in range(batch.shape[0]) if not masks[j].any()]
+    out = batch.clone()
+    if live and region != "full frame":
+        out[live] = refine_in_boxes(settings, batch[live], masks[live],
+                                    seeds=[seeds[j] for j in live], start_step=start_step,
+                                    end_step=end_step, region=region, context=context,
+                                    progress=progress, target=upscale_to)
+    elif live:
+        out[live] = sample(settings, batch[live], seeds=[seeds[j] for j in live],
+                           progress=progress, start_step=start_step, last_step=end_step,
+                           force_full_denoise=window.harmonize_steps == 0,
+                           noise_mask=masks[live]).to(out.dtype)
+    if idle and window.harmonize_steps:  # leftover noise, as the sampler leaves it outside a mask
+        out[idle] = renoised(settings, batch[idle], seeds=[seeds[j] for j in idle],
+                             step=end_step)
+    progress.advance(len(idle) * window.masked_steps)
+    # The result carries no defect mask: a mask left on the LATENT would make the
+    # harmonization steps masked too. The user's inpainting mask stays, with the clean
+    # candidates, so Harmonize keeps the region outside it exactly.
+    if allowed is None:
+        return latent_out(candidates, out)
+    return latent_out(candidates, out, noise_mask=allowed.repeat_interleave(refinements, dim=0),
+                      source=batch)

@@ -16,13 +16,14 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
 import folder_paths
+from comfy_api.latest import io
 
 from ..lotts.verifiers import SPECS, VERIFIER_NAMES, VerifierError, availability, load_verifier
 from ..lotts.verifiers.download import download_official
 from ..lotts.verifiers.weights import WEIGHT_EXTENSIONS
+from . import inputs
 
 FOLDER = "lotts_verifiers"
-CATEGORY = "LoTTS"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
@@ -137,48 +138,47 @@ def _missing_message(verifier: str, weights: str) -> str:
             "'enabled' on this node to fetch the official files (opt-in).")
 
 
-class LoTTSVerifierLoader:
-    DESCRIPTION = ("Loads a verifier that scores images against a prompt (higher = better): "
-                   "ImageReward, HPSv2, HPSv2.1, PickScore, CLIP score or the LAION aesthetic "
-                   "predictor, from the original published weights in models/lotts_verifiers/. "
-                   "Implemented on torch + transformers: no verifier packages are installed. "
-                   "Connect it to LoTTS Verifier Pick.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LOTTS_VERIFIER",)
-    RETURN_NAMES = ("verifier",)
-    OUTPUT_TOOLTIPS = ("The loaded verifier, for LoTTS Verifier Pick.",)
-    FUNCTION = "load"
+class LoTTSVerifierLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoTTSVerifierLoader", display_name="LoTTS Verifier Loader",
+            category=inputs.CATEGORY,
+            description="Loads a verifier that scores images against a prompt (higher = "
+                        "better): ImageReward, HPSv2, HPSv2.1, PickScore, CLIP score or the LAION "
+                        "aesthetic predictor, from the original published weights in "
+                        "models/lotts_verifiers/. Implemented on torch + transformers: no "
+                        "verifier packages are installed. Connect it to LoTTS Verifier Pick.",
+            inputs=[
+                io.Combo.Input("verifier", options=list(VERIFIER_NAMES), tooltip=(
+                    "Which verifier. ImageReward: ImageReward.pt (+ med_config.json, BERT "
+                    "vocab.txt). HPSv2 / HPSv2.1: HPS_v2*_compressed.pt. PickScore: the "
+                    "PickScore_v1 folder. CLIPScore: a transformers CLIP folder. Aesthetic: "
+                    "sac+logos+ava1-l14-linearMSE.pth with a clip-vit-large-patch14 folder "
+                    "beside it.")),
+                io.Combo.Input("weights", options=weight_choices(), tooltip=(
+                    "The weight file or folder in models/lotts_verifiers/ for the chosen "
+                    "verifier. The official names are always listed; if the file is absent the "
+                    "node says where to get it (or downloads it when 'download' is enabled).")),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=(
+                    "Compute dtype. auto: fp16 on GPUs that run it well, else fp32. Scores are "
+                    "always returned as fp32.")),
+                io.Boolean.Input("keep_loaded", default=False, optional=True, tooltip=(
+                    "Keep the verifier on the GPU after scoring (faster repeated picks, uses "
+                    "VRAM). Off: it is offloaded right after each pick.")),
+                io.Combo.Input("download", options=["disabled", "enabled"], default="disabled",
+                               optional=True, tooltip=(
+                    "Opt-in: when the official weights are missing, download them from their "
+                    "official source into models/lotts_verifiers/ (with progress; a partial "
+                    "download resumes; checked against the server's sha256 or size). Off by "
+                    "default: nothing is ever downloaded unless you enable this.")),
+            ],
+            outputs=[inputs.Verifier.Output(display_name="verifier",
+                                            tooltip="The loaded verifier, for LoTTS Verifier "
+                                                    "Pick.")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "verifier": (list(VERIFIER_NAMES), {
-                "tooltip": "Which verifier. ImageReward: ImageReward.pt (+ med_config.json, BERT vocab.txt). "
-                           "HPSv2 / HPSv2.1: HPS_v2*_compressed.pt. PickScore: the PickScore_v1 folder. "
-                           "CLIPScore: a transformers CLIP folder. Aesthetic: sac+logos+ava1-l14-linearMSE.pth "
-                           "with a clip-vit-large-patch14 folder beside it."}),
-            "weights": (weight_choices(), {
-                "tooltip": "The weight file or folder in models/lotts_verifiers/ for the chosen verifier. "
-                           "The official names are always listed; if the file is absent the node says where "
-                           "to get it (or downloads it when 'download' is enabled)."}),
-            "precision": (list(PRECISIONS), {
-                "default": "auto",
-                "tooltip": "Compute dtype. auto: fp16 on GPUs that run it well, else fp32. Scores are "
-                           "always returned as fp32."}),
-        }, "optional": {
-            "keep_loaded": ("BOOLEAN", {
-                "default": False,
-                "tooltip": "Keep the verifier on the GPU after scoring (faster repeated picks, uses VRAM). "
-                           "Off: it is offloaded right after each pick."}),
-            "download": (["disabled", "enabled"], {
-                "default": "disabled",
-                "tooltip": "Opt-in: when the official weights are missing, download them from their "
-                           "official source into models/lotts_verifiers/ (with progress; a partial download "
-                           "resumes; checked against the server's sha256 or size). Off by default: nothing "
-                           "is ever downloaded unless you enable this."}),
-        }}
-
-    def load(self, verifier, weights, precision, keep_loaded=False, download="disabled"):
+    def execute(cls, *, verifier, weights, precision, keep_loaded=False, download="disabled"):
         reason = availability().get(verifier, f"unknown verifier '{verifier}'")
         if reason:
             raise RuntimeError(f"'verifier': {reason}")
@@ -201,12 +201,9 @@ class LoTTSVerifierLoader:
         offload = mm.text_encoder_offload_device()
         dtype = pick_dtype(precision, device)
         try:
-            v = load_verifier(verifier, path, dtype=dtype, device=offload, tokenizer_dirs=comfy_tokenizer_dirs())
+            v = load_verifier(verifier, path, dtype=dtype, device=offload,
+                              tokenizer_dirs=comfy_tokenizer_dirs())
         except VerifierError as e:
             raise ValueError(f"'weights' = '{weights}' ({verifier}): {e}") from None
         patcher = comfy.model_patcher.ModelPatcher(v.model, load_device=device, offload_device=offload)
-        return (LoadedVerifier(v, patcher, bool(keep_loaded), verifier, weights),)
-
-
-NODE_CLASS_MAPPINGS = {"LoTTSVerifierLoader": LoTTSVerifierLoader}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSVerifierLoader": "LoTTS Verifier Loader"}
+        return io.NodeOutput(LoadedVerifier(v, patcher, bool(keep_loaded), verifier, weights))

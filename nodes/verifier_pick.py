@@ -7,12 +7,11 @@ import json
 import torch
 
 import comfy.model_management as mm
+from comfy_api.latest import io
 
 from ..lotts.verifiers import VerifierError, rank
+from . import inputs
 from .ui_previews import scores_ui
-
-CATEGORY = "LoTTS"
-
 
 def _reorder_latent(latent: dict, order: list[int], batch: int) -> dict:
     if not isinstance(latent, dict) or "samples" not in latent:
@@ -67,44 +66,53 @@ def score_images(verifier, images, prompt, batch_size=None) -> list[float]:
     return [float(s) for s in scores.tolist()]
 
 
-class LoTTSVerifierPick:
-    DESCRIPTION = ("Scores every image of the batch against the prompt with the verifier (in batched "
-                   "passes of a few images; Cancel stops it between them) and returns the top_k best, best first. Latents and masks given alongside are "
-                   "passed through in the same ranked order. Ties keep input order; a top_k larger than "
-                   "the batch is clamped to the batch size. The scores are shown on the node.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "LATENT", "INT", "STRING", "IMAGE", "MASK")
-    RETURN_NAMES = ("best", "best_latent", "best_index", "scores", "ranked", "best_mask")
-    OUTPUT_TOOLTIPS = (
-        "The top_k highest-scoring images, best first.",
-        "The latents of those top_k images, best first (None when no latents were connected).",
-        "Index (0-based, in the input batch) of the best image.",
-        "All scores as a JSON list, in input order.",
-        "The whole batch, best first.",
-        "The masks of the top_k images, best first (None when no masks were connected).",
-    )
-    FUNCTION = "pick"
-    OUTPUT_NODE = False
+class LoTTSVerifierPick(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoTTSVerifierPick", display_name="LoTTS Verifier Pick",
+            category=inputs.CATEGORY,
+            description="Scores every image of the batch against the prompt with the verifier "
+                        "(in batched passes of a few images; Cancel stops it between them) and "
+                        "returns the top_k best, best first. Latents and masks given alongside "
+                        "are passed through in the same ranked order. Ties keep input order; a "
+                        "top_k larger than the batch is clamped to the batch size. The scores "
+                        "are shown on the node.",
+            inputs=[
+                inputs.verifier(),
+                io.Image.Input("images", tooltip="The candidate images (a batch, RGB). Every "
+                                                 "image is scored."),
+                inputs.prompt("The prompt the images were generated from (the Aesthetic "
+                              "verifier ignores it; the others need it)."),
+                io.Int.Input("top_k", default=1, min=1, max=4096,
+                             tooltip="How many of the best images to return in 'best'. More "
+                                     "than the batch size is clamped to the batch size."),
+                io.Latent.Input("latents", optional=True,
+                                tooltip="The latents of the same images (same batch, same "
+                                        "order): returned ranked as best_latent."),
+                io.Mask.Input("masks", optional=True,
+                              tooltip="Masks of the same images (batch of the images, or 1): "
+                                      "returned ranked as best_mask."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="best",
+                                tooltip="The top_k highest-scoring images, best first."),
+                io.Latent.Output(display_name="best_latent",
+                                 tooltip="The latents of those top_k images, best first (None "
+                                         "when no latents were connected)."),
+                io.Int.Output(display_name="best_index",
+                              tooltip="Index (0-based, in the input batch) of the best image."),
+                io.String.Output(display_name="scores",
+                                 tooltip="All scores as a JSON list, in input order."),
+                io.Image.Output(display_name="ranked",
+                                tooltip="The whole batch, best first."),
+                io.Mask.Output(display_name="best_mask",
+                               tooltip="The masks of the top_k images, best first (None when no "
+                                       "masks were connected)."),
+            ])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "verifier": ("LOTTS_VERIFIER", {"tooltip": "A verifier from LoTTS Verifier Loader."}),
-            "images": ("IMAGE", {"tooltip": "The candidate images (a batch, RGB). Every image is scored."}),
-            "prompt": ("STRING", {"multiline": True, "default": "",
-                                  "tooltip": "The prompt the images were generated from (the Aesthetic "
-                                             "verifier ignores it; the others need it)."}),
-            "top_k": ("INT", {"default": 1, "min": 1, "max": 4096,
-                              "tooltip": "How many of the best images to return in 'best'. More than the "
-                                         "batch size is clamped to the batch size."}),
-        }, "optional": {
-            "latents": ("LATENT", {"tooltip": "The latents of the same images (same batch, same order): "
-                                              "returned ranked as best_latent."}),
-            "masks": ("MASK", {"tooltip": "Masks of the same images (batch of the images, or 1): "
-                                          "returned ranked as best_mask."}),
-        }}
-
-    def pick(self, verifier, images, prompt, top_k, latents=None, masks=None):
+    def execute(cls, *, verifier, images, prompt, top_k, latents=None, masks=None):
         vals = score_images(verifier, images, prompt)
         order = rank(vals)
         k = min(int(top_k), len(order))
@@ -126,9 +134,6 @@ class LoTTSVerifierPick:
         ui = {"text": [text], **scores_ui(ranked, [vals[i] for i in order],
                                           [f"image {i}" for i in order],
                                           getattr(verifier, "name", "verifier"), k)}
-        return {"ui": ui,
-                "result": (best, best_latent, order[0], json.dumps(vals), ranked, best_mask)}
+        return io.NodeOutput(best, best_latent, order[0], json.dumps(vals), ranked, best_mask,
+                             ui=ui)
 
-
-NODE_CLASS_MAPPINGS = {"LoTTSVerifierPick": LoTTSVerifierPick}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoTTSVerifierPick": "LoTTS Verifier Pick"}

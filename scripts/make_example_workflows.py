@@ -46,6 +46,8 @@ class Graph:
             for name, value in spec.get(section, {}).items():
                 kind = value[0]
                 opts = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
+                if kind == "COMBO":  # V3 nodes: the options travel in the input's dict
+                    kind = list(opts.get("options", []))
                 is_widget = (isinstance(kind, list) or kind in WIDGET_TYPES) and not opts.get("forceInput")
                 inputs.append((name, "COMBO" if isinstance(kind, list) else kind, is_widget, opts,
                                kind[0] if isinstance(kind, list) and kind else None))

@@ -95,3 +95,23 @@ def load_pack():
     if not ok:
         raise RuntimeError("ComfyUI's custom-node loader failed to import the pack (see log)")
     return sys.modules[link.replace(".", "_x_")]
+
+
+def pack_nodes() -> dict:
+    """The pack's node classes by node id, as ComfyUI's loader registered them."""
+    import nodes
+    pack = load_pack()
+    ours = sys.modules[pack.__name__ + ".nodes"].NODES
+    found = {cls.GET_SCHEMA().node_id: cls for cls in ours}
+    assert all(nodes.NODE_CLASS_MAPPINGS.get(i) is c for i, c in found.items())
+    return found
+
+
+def run_node(node_id: str, *args, **kwargs):
+    """Execute a pack node as ComfyUI does -- inputs by name; positional ``args`` follow
+    the node's input order -- and return its ``io.NodeOutput`` (``.result``, ``.ui``)."""
+    cls = pack_nodes()[node_id]
+    names = [i.id for i in cls.GET_SCHEMA().inputs]
+    if len(args) > len(names):
+        raise TypeError(f"{node_id} has {len(names)} inputs, got {len(args)} values")
+    return cls.execute(**dict(zip(names, args)), **kwargs)

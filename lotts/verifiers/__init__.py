@@ -11,9 +11,20 @@ network: tokenisers come from files beside the weights (or folders the caller na
     order = rank(scores, top_k=2)
 """
 
-from .base import (DEFAULT_BATCH_SIZE, Verifier, VerifierError, VerifierUnavailable, check_images,
-                   check_prompt, rank)
-from .registry import SPECS, VERIFIER_NAMES, VerifierSpec, availability, load_verifier
+import importlib
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Verifier", "VerifierError", "VerifierUnavailable", "check_images", "check_prompt", "rank",
-           "SPECS", "VERIFIER_NAMES", "VerifierSpec", "availability", "load_verifier"]
+_EXPORTS = {
+    "base": ("DEFAULT_BATCH_SIZE", "Verifier", "VerifierError", "VerifierUnavailable",
+             "check_images", "check_prompt", "rank"),
+    "registry": ("availability", "load_verifier"),
+    "specs": ("SPECS", "VERIFIER_NAMES", "VerifierSpec"),
+}
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name):
+    """Names load on first use, so ``lotts.verifiers.specs`` imports without torch."""
+    for module, names in _EXPORTS.items():
+        if name in names:
+            return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

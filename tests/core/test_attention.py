@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lotts import AttentionAccumulator, cross_attention_map, head_mean_attention
+from lotts.attention import AttentionAccumulator, cross_attention_map, head_mean_attention
 from lotts.attention import grid_for_tokens, resize_map
 
 

@@ -5,9 +5,9 @@ import csv
 
 import pytest
 
-from lotts.eval import EvalError, ResultsCSV, Settings
-from lotts.eval.plot import PlotUnavailable, plot_results, summarize, summary_text
-from lotts.eval.runner import load_rows
+from lotts_eval import EvalError, ResultsCSV, Settings
+from lotts_eval.plot import PlotUnavailable, plot_results, summarize, summary_text
+from lotts_eval.runner import load_rows
 
 IR = (("ImageReward", "ImageReward", "ImageReward/ImageReward.pt"),)
 

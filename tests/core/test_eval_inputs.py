@@ -2,10 +2,10 @@
 
 import pytest
 
-from lotts.eval import (EvalError, Settings, bon_graph, expected_bon_samples, lotts_graph,
+from lotts_eval import (EvalError, Settings, bon_graph, expected_bon_samples, lotts_graph,
                         parse_budgets, parse_verifiers, plan, read_prompts)
-from lotts.eval.runner import read_outputs
-from lotts.schedule import best_of_n_nfe, lotts_nfe
+from lotts_eval.runner import read_outputs
+from lotts.schedule import Plan, best_of_n_nfe
 
 IR = (("ImageReward", "ImageReward", "ImageReward/ImageReward.pt"),)
 
@@ -71,7 +71,7 @@ def test_settings_validate_steps():
 def test_budget_matching_is_within_half_a_sample(cfg, steps, t0, h, k):
     s = settings(steps=steps, start_step=t0, harmonize_steps=h, k=k, cfg=cfg, budgets=(1, 2, 4, 8))
     for p in plan(s):
-        lt = lotts_nfe(p["budget"], steps, cfg, k, t0, h)["total"]
+        lt = Plan(p["budget"], steps, k, t0, h).nfe(cfg)["total"]
         assert p["lotts_nfe"] == lt
         m = expected_bon_samples(lt, steps, cfg)
         assert p["bon_samples"] == m and p["bon_nfe"] == best_of_n_nfe(m, steps, cfg)
@@ -117,11 +117,16 @@ def test_graphs_wire_both_methods_identically():
 def test_read_outputs():
     s = settings(verifiers=parse_verifiers(["ImageReward", "HPSv2.1"]))
     entry = {"outputs": {"20": {"text": ["Best-of-N report: M=3 T=4\nNFE total: 24"],
+                                "lotts_cost": [{"nfe_total": 24, "samples": 3}],
                                 "lotts_scores": [{"scores": [0.5, 0.1]}]},
-                         "301": {"text": ["[0.25]"]}}}
+                         "201": {"lotts_scores": [{"scores": [0.25, 0.2]}]}}}
     out = read_outputs(entry, s)
     assert out["nfe"] == 24 and out["samples"] == 3
     assert out["scores"] == {"ImageReward": 0.5, "HPSv2.1": 0.25}
-    del entry["outputs"]["301"]
+    del entry["outputs"]["201"]
     with pytest.raises(EvalError, match="score is missing"):
+        read_outputs(entry, s)
+    # the cost is read from the payload, never from the report's text
+    entry["outputs"]["20"].pop("lotts_cost")
+    with pytest.raises(EvalError, match="carry no cost"):
         read_outputs(entry, s)

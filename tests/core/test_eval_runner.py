@@ -2,7 +2,7 @@
 http.server, bounded, no network): spreading over servers, resume, dead servers.
 
 ``FakeComfy`` answers the few routes the runner uses, with outputs shaped like the pack's
-nodes' (report text ending "NFE total: N", ``lotts_scores``, PreviewAny ``text``); the NFE
+nodes' (the ``lotts_cost`` and ``lotts_scores`` payloads); the NFE
 comes from lotts.schedule, as the real nodes count it for single-call samplers.
 ``die_after=n`` drops every connection after n accepted prompts (a server that died
 mid-run). The real server is exercised by tests/e2e/test_eval_runner.py.
@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lotts.eval import EvalError, Settings, expected_bon_samples, parse_verifiers, run_eval
-from lotts.eval.cli import main
-from lotts.eval.runner import load_rows
-from lotts.schedule import lotts_nfe, nfe_per_step
+from lotts_eval import EvalError, Settings, expected_bon_samples, parse_verifiers, run_eval
+from lotts_eval.cli import main
+from lotts_eval.runner import load_rows
+from lotts.schedule import Plan, best_of_n_nfe
 
 
 def _score(prompt: str, method: str, n: int) -> float:
@@ -32,20 +32,23 @@ def _score(prompt: str, method: str, n: int) -> float:
 def outputs_for(graph: dict) -> dict:
     main = graph["20"]
     i = main["inputs"]
-    prompt, c = i["prompt"], nfe_per_step(i["cfg"])
+    prompt = i["prompt"]
+    m = None
     if main["class_type"] == "LoTTSSampler":
-        nfe = lotts_nfe(i["candidates"], i["steps"], i["cfg"], i["refinements"], i["start_step"],
-                        i["harmonize_steps"], i["depth"])["total"]
+        nfe = Plan(i["candidates"], i["steps"], i["refinements"], i["start_step"],
+                   i["harmonize_steps"], i["depth"]).nfe(i["cfg"])["total"]
         report = f"LoTTS report: N={i['candidates']} k={i['refinements']}\nNFE total: {nfe}"
         score = _score(prompt, "lotts", i["candidates"])
     else:
         m = expected_bon_samples(int(i["match_budget"]), i["steps"], i["cfg"])
-        report = f"Best-of-N report: M={m} T={i['steps']}\nNFE total: {m * i['steps'] * c}"
+        nfe = best_of_n_nfe(m, i["steps"], i["cfg"])
+        report = f"Best-of-N report: M={m} T={i['steps']}\nNFE total: {nfe}"
         score = _score(prompt, "bon", m)
-    out = {"20": {"text": [report], "lotts_scores": [{"verifier": "x", "scores": [score, score - 1]}]}}
+    out = {"20": {"text": [report], "lotts_cost": [{"nfe_total": nfe, "samples": m}],
+                  "lotts_scores": [{"verifier": "x", "scores": [score, score - 1]}]}}
     for nid, n in graph.items():
-        if n["class_type"] == "PreviewAny":
-            out[nid] = {"text": [json.dumps([score / 2])]}
+        if n["class_type"] == "LoTTSVerifierPick":
+            out[nid] = {"lotts_scores": [{"verifier": "y", "scores": [score / 2]}]}
     return out
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lotts import (contrast, feather_mask, grow_mask, localize, normalize, propagate,
+from lotts.localize import (contrast, feather_mask, grow_mask, localize, normalize, propagate,
                    resize_mask, reweight, top_ratio_mask)
 
 
@@ -161,3 +161,23 @@ def test_grow_and_feather():
     assert f[0, 10, 0] == 1.0 and f[0, 10, 31] == 0.0       # far from the edge: unchanged
     assert 0 < f[0, 10, 15] < 1 and 0 < f[0, 10, 16] < 1      # edge band is soft
     assert torch.allclose(f[0, 0], f[0, 31])                  # no fade at the image border
+
+
+def test_top_ratio_mask_inside_an_allowed_region():
+    from lotts.localize import top_ratio_mask
+    p = torch.arange(16.0).view(1, 4, 4)  # the largest values sit bottom-right
+    allowed = torch.zeros(1, 4, 4)
+    allowed[0, :2, :] = 1                 # only the top half may change
+    m = top_ratio_mask(p, 0.5, allowed)
+    assert m.sum() == 4 and (m * (1 - allowed)).sum() == 0  # r = half of the 8 allowed
+    assert torch.equal(m[0, 1], torch.ones(4))               # the top half's largest
+    assert top_ratio_mask(p, 0.5, torch.zeros(1, 4, 4)).sum() == 0  # nothing allowed: no-op
+
+
+def test_latent_to_grid_marks_cells_holding_any_allowed_pixel():
+    from lotts.localize import grid_to_latent, latent_to_grid
+    m = torch.zeros(1, 6, 7)
+    m[0, 5, 6] = 1  # the last pixel: a padded edge cell at factor 4
+    g = latent_to_grid(m, 4, (2, 2))
+    assert torch.equal(g, torch.tensor([[[0.0, 0.0], [0.0, 1.0]]]))
+    assert grid_to_latent(g, 4, (6, 7))[0, 5, 6] == 1

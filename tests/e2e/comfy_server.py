@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from lotts.eval.runner import format_validation_error  # the runner's: one formatter
+from lotts_eval.runner import format_validation_error  # the runner's: one formatter
 import urllib.error
 import urllib.parse
 import urllib.request

@@ -1,4 +1,4 @@
-"""The evaluation runner (``python -m lotts.eval``) against a real ComfyUI server on the
+"""The evaluation runner (``python -m lotts_eval``) against a real ComfyUI server on the
 tiny checkpoint: a 3-prompt file, two budgets, two verifiers (the second an identical copy
 of the first, so it must give the chosen image the same score), CSV rows and the PNG;
 a rerun skips every done row; a dead server address is a clear error that loses no row.
@@ -18,7 +18,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 if REPO_ROOT not in sys.path:
     sys.path.append(REPO_ROOT)
 
-from lotts.eval import expected_bon_samples  # noqa: E402
+from lotts_eval import expected_bon_samples  # noqa: E402
 from lotts.schedule import lotts_nfe  # noqa: E402
 
 PROMPTS = ["a red fox in the snow", "two cups of coffee, one blue", 'a "glass" bottle with a ship']
@@ -33,7 +33,7 @@ def dead_url():
 
 
 def run_cli(servers, out_dir, prompts_file, ckpt, timeout=900):
-    cmd = [sys.executable, "-m", "lotts.eval", "--prompts", prompts_file, "--ckpt", ckpt,
+    cmd = [sys.executable, "-m", "lotts_eval", "--prompts", prompts_file, "--ckpt", ckpt,
            "--verifier", "ImageReward", "--verifier", f"ImageReward:{IR_COPY}/ImageReward.pt",
            "--budgets", ",".join(map(str, BUDGETS)), "--k", str(K), "--steps", str(STEPS),
            "--start-step", str(T0), "--harmonize-steps", str(H), "--width", "64", "--height", "64",

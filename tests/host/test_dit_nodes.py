@@ -8,11 +8,10 @@ from comfy_host import require_comfyui
 
 require_comfyui()
 
-import comfy.samplers  # noqa: E402
 
 from tiny_models import (encode, tiny_flux, tiny_flux_clip, tiny_sd3,  # noqa: E402
                          tiny_sd3_clip)
-from unet_support import model_state, node  # noqa: E402
+from unet_support import model_state, run_node  # noqa: E402
 
 PROMPT = "a photo of a cat"
 STEPS = 4
@@ -34,21 +33,21 @@ def empty(h=16, w=16):
 
 def fan_out(flux, n=2, seed=0, h=16, w=16, cfg=1.0):
     model, _, pos, neg = flux
-    return node("LoTTSSeedFanOut").fan_out(model, pos, neg, empty(h, w), seed, n, STEPS, cfg,
-                                           "euler", "simple")[0]
+    return run_node("LoTTSSeedFanOut", model, pos, neg, empty(h, w), seed, n, STEPS, cfg,
+                                           "euler", "simple").result[0]
 
 
 def localize(flux, cands, ratio=0.5, seed=0):
     model, clip, _, _ = flux
-    return node("LoTTSDefectLocalizer").localize(
+    return run_node("LoTTSDefectLocalizer",
         model, clip, PROMPT, cands, ratio, 0.5, 3, "A high-quality image of {p}",
-        "A low-quality image of {p}", seed, steps=STEPS, scheduler="simple")["result"]
+        "A low-quality image of {p}", seed, steps=STEPS, scheduler="simple").result
 
 
 def refine(flux, cands, mask, k=2, start=1, end=STEPS, seed=0):
     model, _, pos, neg = flux
-    return node("LoTTSMaskedRefine").refine(model, pos, neg, cands, mask, seed, k, STEPS, 1.0,
-                                            "euler", "simple", start, end)[0]
+    return run_node("LoTTSMaskedRefine", model, pos, neg, cands, mask, seed, k, STEPS, 1.0,
+                                            "euler", "simple", start, end).result[0]
 
 
 def test_fan_out_matches_stock_ksampler_on_flow_model(flux):
@@ -94,8 +93,8 @@ def test_refine_then_harmonize_on_flow_schedule(flux):
     model, _, pos, neg = flux
     cands = fan_out(flux, n=1)
     noisy = refine(flux, cands, torch.ones(1, 128, 128), k=1, start=1, end=3)
-    (done,) = node("LoTTSHarmonize").harmonize(model, pos, neg, noisy, 0, STEPS, 1.0, "euler",
-                                               "simple", 3, False)
+    (done,) = run_node("LoTTSHarmonize", model, pos, neg, noisy, 0, STEPS, 1.0, "euler",
+                                               "simple", 3, False).result
     # an all-ones mask makes refine+harmonize one unmasked run from step 1: equal to the
     # stock advanced sampler on the candidate with the same noise
     import nodes as comfy_nodes
@@ -117,15 +116,15 @@ def test_model_untouched_and_guidance_kept(flux):
 def test_bad_inputs_on_flux(flux):
     model, _, pos, neg = flux
     with pytest.raises(ValueError, match="latent_image has 4 channels .* 16-channel"):
-        node("LoTTSSeedFanOut").fan_out(model, pos, neg, {"samples": torch.ones(1, 4, 8, 8)},
+        run_node("LoTTSSeedFanOut", model, pos, neg, {"samples": torch.ones(1, 4, 8, 8)},
                                         0, 1, 2, 1.0, "euler", "simple")
     no_pooled = [[pos[0][0], {}]]
     with pytest.raises(ValueError, match="positive has no 'pooled_output'"):
-        node("LoTTSSeedFanOut").fan_out(model, no_pooled, neg, empty(), 0, 1, 2, 1.0, "euler",
+        run_node("LoTTSSeedFanOut", model, no_pooled, neg, empty(), 0, 1, 2, 1.0, "euler",
                                         "simple")
     cands = fan_out(flux, n=1)
     with pytest.raises(ValueError, match="negative has no 'pooled_output'"):
-        node("LoTTSMaskedRefine").refine(model, pos, no_pooled, cands, torch.ones(1, 128, 128), 0,
+        run_node("LoTTSMaskedRefine", model, pos, no_pooled, cands, torch.ones(1, 128, 128), 0,
                                          1, STEPS, 1.0, "euler", "simple", 1, STEPS)
     with pytest.raises(ValueError, match="candidates has 4 channels"):
         localize(flux, {"samples": torch.ones(1, 4, 16, 16)})

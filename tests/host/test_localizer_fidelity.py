@@ -15,21 +15,21 @@ import node_helpers  # noqa: E402
 
 from tiny_models import (encode, tiny_flux, tiny_flux_clip, tiny_sd3,  # noqa: E402
                          tiny_sd3_clip)
-from unet_support import empty_latent, models, node, pack_module  # noqa: E402
+from unet_support import empty_latent, models, run_node, pack_module  # noqa: E402
 
 STEPS = 4
 HQ, LQ = "A high-quality image of {p}", "A low-quality image of {p}"
 
 
 def run_localizer(model, clip, prompt, cands, **kw):
-    return node("LoTTSDefectLocalizer").localize(model, clip, prompt, cands, 0.5, 0.5, 2, HQ, LQ,
+    return run_node("LoTTSDefectLocalizer", model, clip, prompt, cands, 0.5, 0.5, 2, HQ, LQ,
                                                  0, steps=STEPS, **kw)
 
 
 def candidates(kind, n=2, h=16, w=16, channels=4):
     model, clip, pos, neg = models(kind)
-    return node("LoTTSSeedFanOut").fan_out(model, pos, neg, empty_latent(h, w), 5, n, STEPS, 7.0,
-                                           "euler", "normal")[0]
+    return run_node("LoTTSSeedFanOut", model, pos, neg, empty_latent(h, w), 5, n, STEPS, 7.0,
+                                           "euler", "normal").result[0]
 
 
 # --- 1. every prompt length ------------------------------------------------------------
@@ -47,7 +47,7 @@ def test_every_prompt_length_localizes(kind):
     cands = candidates(kind, n=1)
     for words in WORDS:
         prompt = " ".join(["cat"] * words)
-        result = run_localizer(model, clip, prompt, cands)["result"]
+        result = run_localizer(model, clip, prompt, cands).result
         assert result[0].shape == (1, 128, 128), words
 
 
@@ -57,9 +57,9 @@ def test_batched_probe_equals_each_conditioning_alone(kind, words, monkeypatch):
     model, clip, _, _ = models(kind)
     cands = candidates(kind, n=2)
     prompt = " ".join(["a red cat"] * (words // 3) + ["dog"] * (words % 3))
-    batched = run_localizer(model, clip, prompt, cands)["result"]
+    batched = run_localizer(model, clip, prompt, cands).result
     monkeypatch.setattr(pack_module("nodes.attention_capture").ProbeGuider, "GROUP", 1)
-    alone = run_localizer(model, clip, prompt, cands)["result"]
+    alone = run_localizer(model, clip, prompt, cands).result
     assert torch.equal(batched[0], alone[0])
     assert torch.allclose(batched[1], alone[1], atol=2e-3)  # colourised after min-max scaling: float noise grows
 
@@ -86,11 +86,11 @@ def test_probe_receives_the_users_flux_guidance(guidance):
                                                {"guidance": guidance})
     cands = {"samples": torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(0))}
     m, seen = recording(model)
-    node("LoTTSDefectLocalizer").localize(m, clip, "a photo of a cat", cands, 0.5, 0.5, 2, HQ, LQ,
+    run_node("LoTTSDefectLocalizer", m, clip, "a photo of a cat", cands, 0.5, 0.5, 2, HQ, LQ,
                                           0, steps=STEPS, scheduler="simple", positive=pos)
     assert seen and all(torch.allclose(c["guidance"], torch.tensor(guidance)) for c in seen)
     seen.clear()  # unconnected: today's behaviour, the model's default guidance
-    node("LoTTSDefectLocalizer").localize(m, clip, "a photo of a cat", cands, 0.5, 0.5, 2, HQ, LQ,
+    run_node("LoTTSDefectLocalizer", m, clip, "a photo of a cat", cands, 0.5, 0.5, 2, HQ, LQ,
                                           0, steps=STEPS, scheduler="simple")
     assert seen and all(torch.allclose(c["guidance"], torch.tensor(3.5)) for c in seen)
 
@@ -117,7 +117,7 @@ def test_area_restricted_entries_are_kept_but_not_mapped():
     model, clip, pos, _ = models("sd15")
     cands = candidates("sd15", n=1)
     area = node_helpers.conditioning_set_values(pos, {"area": (8, 8, 0, 0), "strength": 1.0})
-    mask, _ = run_localizer(model, clip, "a photo of a cat", cands, positive=pos + area)["result"]
+    mask, _ = run_localizer(model, clip, "a photo of a cat", cands, positive=pos + area).result
     assert mask.shape == (1, 128, 128)
     with pytest.raises(ValueError, match="positive has only area-restricted entries"):
         run_localizer(model, clip, "a photo of a cat", cands, positive=area)
@@ -125,7 +125,7 @@ def test_area_restricted_entries_are_kept_but_not_mapped():
 
 def test_localizer_reports_what_it_captured():
     model, clip, _, _ = models("sd15")
-    ui = run_localizer(model, clip, "a photo of a cat", candidates("sd15", n=1))["ui"]
+    ui = run_localizer(model, clip, "a photo of a cat", candidates("sd15", n=1)).ui
     (info,) = ui["lotts_localizer"]
     assert info["attention"] == "cross" and info["latent_channels"] == 4
     assert info["blocks"] and all(b.split()[0] in ("input", "middle", "output") for b in info["blocks"])

@@ -1,35 +1,47 @@
-"""The pack loads through ComfyUI's own custom-node loader and registers every node."""
+"""The pack loads through ComfyUI's own custom-node loader and registers every node, all
+of them V3 nodes, through the V3 entry point."""
 
-from comfy_host import load_pack, require_comfyui
+from comfy_host import load_pack, pack_nodes, require_comfyui
 
 require_comfyui()
 
+import comfy.samplers  # noqa: E402
 import nodes  # noqa: E402  (ComfyUI's)
+from comfy_api.latest import io  # noqa: E402
 
-EXPECTED = {"LoTTSSeedFanOut", "LoTTSDefectLocalizer", "LoTTSMaskPreview",
-            "LoTTSMaskedRefine", "LoTTSHarmonize"}
+EXPECTED = {"LoTTSSeedFanOut", "LoTTSDefectLocalizer", "LoTTSMaskPreview", "LoTTSMaskedRefine",
+            "LoTTSHarmonize", "LoTTSVerifierLoader", "LoTTSVerifierPick", "LoTTSSampler",
+            "LoTTSBestOfN"}
 
 
 def test_pack_registers_every_node_through_comfyui_loader():
     pack = load_pack()
-    ids = set(pack.NODE_CLASS_MAPPINGS)
-    assert EXPECTED <= ids
-    for node_id in ids:
-        assert node_id.startswith("LoTTS")
-        assert nodes.NODE_CLASS_MAPPINGS[node_id] is pack.NODE_CLASS_MAPPINGS[node_id]
-        assert node_id in pack.NODE_DISPLAY_NAME_MAPPINGS
+    assert not hasattr(pack, "NODE_CLASS_MAPPINGS")  # else ComfyUI ignores comfy_entrypoint
+    found = pack_nodes()
+    assert set(found) == EXPECTED
+    for node_id, cls in found.items():
+        assert issubclass(cls, io.ComfyNode), node_id
+        assert nodes.NODE_CLASS_MAPPINGS[node_id] is cls
+        assert nodes.NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LoTTS")
 
 
 def test_every_node_has_description_category_and_tooltips():
-    pack = load_pack()
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
-        assert getattr(cls, "DESCRIPTION", "").strip(), node_id
-        assert cls.CATEGORY.startswith("LoTTS"), node_id
-        spec = cls.INPUT_TYPES()
-        for section in ("required", "optional"):
-            for name, value in spec.get(section, {}).items():
-                opts = value[1] if len(value) > 1 else {}
-                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+    for node_id, cls in pack_nodes().items():
+        schema = cls.GET_SCHEMA()
+        assert schema.description.strip() and schema.category == "LoTTS", node_id
+        for i in schema.inputs:
+            assert i.tooltip, f"{node_id}.{i.id} has no tooltip"
+        for o in schema.outputs:
+            assert o.tooltip and o.display_name, f"{node_id} output {o.display_name}"
+
+
+def test_batch_safe_samplers_are_comfyui_samplers():
+    """The one list of batch-safe (and single-call) samplers names real samplers."""
+    import sys
+    schedule = sys.modules[load_pack().__name__ + ".lotts.schedule"]
+    assert schedule.BATCH_SAFE_SAMPLERS <= set(comfy.samplers.KSampler.SAMPLERS)
+    assert schedule.SINGLE_CALL_SAMPLERS <= set(comfy.samplers.KSampler.SAMPLERS)
+    assert "euler" in schedule.BATCH_SAFE_SAMPLERS and "euler_ancestral" not in schedule.BATCH_SAFE_SAMPLERS
 
 
 def test_web_directory_is_registered():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from comfy_host import load_pack, require_comfyui
+from comfy_host import require_comfyui
 
 require_comfyui()
 
@@ -17,7 +17,7 @@ import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 
 from tiny_models import tiny_vae  # noqa: E402
-from unet_support import PROMPT, empty_latent, model_state, models, node  # noqa: E402
+from unet_support import PROMPT, empty_latent, model_state, models, run_node  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core"))
 import verifier_fixtures as vf  # noqa: E402
@@ -30,7 +30,7 @@ def verifier(tmp_path_factory):
     root = tmp_path_factory.mktemp("lotts_verifiers")
     vf.make_imagereward(root / "ImageReward")
     folder_paths.add_model_folder_path("lotts_verifiers", str(root), is_default=True)
-    (v,) = node("LoTTSVerifierLoader").load("ImageReward", "ImageReward/ImageReward.pt", "fp32")
+    (v,) = run_node("LoTTSVerifierLoader", "ImageReward", "ImageReward/ImageReward.pt", "fp32").result
     yield v
     folder_paths.folder_names_and_paths["lotts_verifiers"][0].remove(str(root))
 
@@ -43,14 +43,14 @@ def vae():
 def run_lotts(verifier, vae, n=2, k=2, depth=1, cfg=7.0, start=1, harmonize=1, seed=0,
               sampler="euler"):
     model, clip, pos, neg = models()
-    return node("LoTTSSampler").run(model, clip, vae, pos, neg, PROMPT, verifier, empty_latent(),
+    return run_node("LoTTSSampler", model, clip, vae, pos, neg, PROMPT, verifier, empty_latent(),
                                     seed, n, k, depth, STEPS, cfg, sampler, "normal", start,
                                     harmonize, 0.5, 0.5)
 
 
 def run_bon(verifier, vae, m=2, cfg=7.0, seed=0, budget=""):
     model, _, pos, neg = models()
-    return node("LoTTSBestOfN").run(model, pos, neg, empty_latent(), seed, STEPS, cfg, "euler",
+    return run_node("LoTTSBestOfN", model, pos, neg, empty_latent(), seed, STEPS, cfg, "euler",
                                     "normal", verifier, PROMPT, vae, m, budget)
 
 
@@ -93,14 +93,14 @@ class CountingWrapper:
     (2, 0, 1, 7.0, 1, 1),
 ])
 def test_counted_nfe_equals_report_equals_formula(verifier, vae, n, k, depth, cfg, start, harmonize):
-    from lotts.schedule import lotts_nfe
+    from lotts.schedule import Plan
     model, clip, pos, neg = models()
     counter = CountingWrapper(model)
-    out = node("LoTTSSampler").run(counter.model, clip, vae, pos, neg, PROMPT, verifier,
+    out = run_node("LoTTSSampler", counter.model, clip, vae, pos, neg, PROMPT, verifier,
                                    empty_latent(), 0, n, k, depth, STEPS, cfg, "euler", "normal",
                                    start, harmonize, 0.5, 0.5)
-    report = out["result"][4]
-    formula = lotts_nfe(n, STEPS, cfg, k, start, harmonize if k else 0, depth if k else 1)
+    report = out.result[4]
+    formula = Plan(n, STEPS, k, start, harmonize, depth).nfe(cfg)
     total = int(re.search(r"NFE total: (\d+)", report).group(1))
     assert counter.count == total == formula["total"]
     rows = report_rows(report)
@@ -110,43 +110,46 @@ def test_counted_nfe_equals_report_equals_formula(verifier, vae, n, k, depth, cf
     assert rows["total"] == (str(total), str(total))
     n_scored = n + (n * k + (depth - 1) * k if k else 0)
     assert f"scored {n_scored} images" in report
-    assert out["result"][2].shape[0] == n_scored  # all_images: every scored sample
+    assert out.result[2].shape[0] == n_scored  # all_images: every scored sample
 
 
 def test_outputs_ranked_and_lineage(verifier, vae):
     out = run_lotts(verifier, vae, n=2, k=2)
-    image, latent, all_images, masks, report = out["result"]
-    scores = out["ui"]["lotts_scores"][0]["scores"]
+    image, latent, all_images, masks, report = out.result
+    scores = out.ui["lotts_scores"][0]["scores"]
     assert scores == sorted(scores, reverse=True) and len(scores) == 6
     assert torch.equal(image, all_images[:1])
     assert latent["samples"].shape == (1, 4, 16, 16)
     assert masks.shape == (2, 128, 128)
-    labels = out["ui"]["lotts_scores"][0]["labels"]
+    labels = out.ui["lotts_scores"][0]["labels"]
     assert "candidate seed 0" in labels and "candidate seed 1" in labels
-    assert "candidate seed 1 -> refinement seed 5 (depth 1)" in labels
+    from lotts.seeds import Stream, stage_seed
+    assert (f"candidate seed 1 -> probe seed {stage_seed(0, Stream.PROBE, 1)} -> refinement seed "
+            f"{stage_seed(0, Stream.REFINEMENT, 3)} -> harmonization seed "
+            f"{stage_seed(0, Stream.HARMONIZATION, 3)} (depth 1)") in labels
     assert f"best: score {scores[0]:.4f} -- {labels[0]}" in report
-    assert len(out["ui"]["lotts_candidates"]) == 2
+    assert len(out.ui["lotts_candidates"]) == 2
 
 
 def test_refinements_zero_equals_best_of_n_with_same_seeds(verifier, vae):
     lotts = run_lotts(verifier, vae, n=3, k=0, seed=5)
     bon = run_bon(verifier, vae, m=3, seed=5)
-    assert torch.equal(lotts["result"][0], bon["result"][0])
-    assert torch.equal(lotts["result"][1]["samples"], bon["result"][1]["samples"])
-    assert lotts["ui"]["lotts_scores"][0]["scores"] == bon["ui"]["lotts_scores"][0]["scores"]
+    assert torch.equal(lotts.result[0], bon.result[0])
+    assert torch.equal(lotts.result[1]["samples"], bon.result[1]["samples"])
+    assert lotts.ui["lotts_scores"][0]["scores"] == bon.ui["lotts_scores"][0]["scores"]
 
 
 def test_best_of_n_matches_the_lotts_budget(verifier, vae):
     lotts = run_lotts(verifier, vae, n=2, k=2, start=1, harmonize=1)
-    report = lotts["result"][4]
+    report = lotts.result[4]
     bon = run_bon(verifier, vae, m=1, budget=report)
     lotts_total = int(re.search(r"NFE total: (\d+)", report).group(1))
-    bon_total = int(re.search(r"NFE total: (\d+)", bon["result"][3]).group(1))
+    bon_total = int(re.search(r"NFE total: (\d+)", bon.result[3]).group(1))
     per_candidate = STEPS * 2
     assert abs(lotts_total - bon_total) <= per_candidate
-    assert bon["result"][2].shape[0] == round(lotts_total / per_candidate)
-    assert torch.equal(run_bon(verifier, vae, m=1, budget=str(lotts_total))["result"][0],
-                       bon["result"][0])
+    assert bon.result[2].shape[0] == round(lotts_total / per_candidate)
+    assert torch.equal(run_bon(verifier, vae, m=1, budget=str(lotts_total)).result[0],
+                       bon.result[0])
     with pytest.raises(ValueError, match="match_budget must be"):
         run_bon(verifier, vae, budget="lots")
 
@@ -154,13 +157,13 @@ def test_best_of_n_matches_the_lotts_budget(verifier, vae):
 def test_depth_two_never_scores_below_depth_one(verifier, vae):
     d1 = run_lotts(verifier, vae, n=2, k=2, depth=1, seed=3)
     d2 = run_lotts(verifier, vae, n=2, k=2, depth=2, seed=3)
-    s1 = d1["ui"]["lotts_scores"][0]["scores"][0]
-    s2 = d2["ui"]["lotts_scores"][0]["scores"][0]
+    s1 = d1.ui["lotts_scores"][0]["scores"][0]
+    s2 = d2.ui["lotts_scores"][0]["scores"][0]
     assert s2 >= s1
     # depth 2 adds k samples refined from depth 1's best
-    labels = d2["ui"]["lotts_scores"][0]["labels"]
+    labels = d2.ui["lotts_scores"][0]["labels"]
     assert sum("(depth 2)" in lab for lab in labels) == 2
-    assert d2["result"][3].shape[0] == 1  # the last round localized one sample
+    assert d2.result[3].shape[0] == 1  # the last round localized one sample
 
 
 def test_sampler_is_reproducible_and_leaves_model_untouched(verifier, vae):
@@ -168,17 +171,17 @@ def test_sampler_is_reproducible_and_leaves_model_untouched(verifier, vae):
     before = model_state(model)
     a = run_lotts(verifier, vae, n=2, k=1)
     b = run_lotts(verifier, vae, n=2, k=1)
-    assert torch.equal(a["result"][0], b["result"][0])
+    assert torch.equal(a.result[0], b.result[0])
     assert model_state(model) == before
 
 
 def test_sampler_bad_inputs(verifier, vae):
     model, clip, pos, neg = models()
-    sampler = node("LoTTSSampler")
     with pytest.raises(ValueError, match="prompt is empty"):
-        sampler.run(model, clip, vae, pos, neg, " ", verifier, empty_latent(), 0, 2, 1, 1, STEPS,
+        run_node("LoTTSSampler", model, clip, vae, pos, neg, " ", verifier, empty_latent(), 0, 2, 1, 1, STEPS,
                     7.0, "euler", "normal", 1, 1, 0.5, 0.5)
-    with pytest.raises(ValueError, match=r"start_step \(3\) must be >= 0 and < end_step \(3\)"):
+    with pytest.raises(ValueError, match=r"start_step \(3\) \+ harmonize_steps \(1\) must be < "
+                                         r"steps \(4\)"):
         run_lotts(verifier, vae, start=3, harmonize=1)
 
 

@@ -12,7 +12,7 @@ require_comfyui()
 import comfy.model_management as mm  # noqa: E402
 import comfy.utils  # noqa: E402
 
-from unet_support import (PROMPT, empty_latent, model_state, models, node,  # noqa: E402
+from unet_support import (PROMPT, pack_module, empty_latent, model_state, models, run_node,  # noqa: E402
                           stock_ksampler)
 
 STEPS = 4
@@ -20,25 +20,25 @@ STEPS = 4
 
 def fan_out(kind="sd15", n=3, seed=10, sampler="euler", h=16, w=16):
     model, clip, pos, neg = models(kind)
-    return node("LoTTSSeedFanOut").fan_out(model, pos, neg, empty_latent(h, w), seed, n, STEPS,
-                                           7.0, sampler, "normal")[0]
+    return run_node("LoTTSSeedFanOut", model, pos, neg, empty_latent(h, w), seed, n, STEPS,
+                                           7.0, sampler, "normal").result[0]
 
 
 def localize_ui(cands, kind="sd15", ratio=0.5, prior=0.5, seed=0, probe_step=2, **kw):
     model, clip, _, _ = models(kind)
-    return node("LoTTSDefectLocalizer").localize(
+    return run_node("LoTTSDefectLocalizer",
         model, clip, PROMPT, cands, ratio, prior, probe_step, "A high-quality image of {p}",
         "A low-quality image of {p}", seed, steps=STEPS, **kw)
 
 
 def localize(cands, *args, **kw):
-    return localize_ui(cands, *args, **kw)["result"]
+    return localize_ui(cands, *args, **kw).result
 
 
 def refine(cands, mask, seed=0, k=2, start=1, end=STEPS, kind="sd15", steps=STEPS):
     model, _, pos, neg = models(kind)
-    return node("LoTTSMaskedRefine").refine(model, pos, neg, cands, mask, seed, k, steps, 7.0,
-                                            "euler", "normal", start, end)[0]
+    return run_node("LoTTSMaskedRefine", model, pos, neg, cands, mask, seed, k, steps, 7.0,
+                                            "euler", "normal", start, end).result[0]
 
 
 def block_mask(n=1, h=16, w=16):
@@ -73,10 +73,10 @@ def test_fan_out_is_reproducible_and_seed_sensitive():
 def test_fan_out_rejects_batched_latent_and_wrong_channels():
     model, _, pos, neg = models()
     with pytest.raises(ValueError, match="latent_image has a batch of 2"):
-        node("LoTTSSeedFanOut").fan_out(model, pos, neg, {"samples": torch.zeros(2, 4, 8, 8)},
+        run_node("LoTTSSeedFanOut", model, pos, neg, {"samples": torch.zeros(2, 4, 8, 8)},
                                         0, 2, 2, 7.0, "euler", "normal")
     with pytest.raises(ValueError, match="latent_image has 16 channels .* 4-channel"):
-        node("LoTTSSeedFanOut").fan_out(model, pos, neg, {"samples": torch.ones(1, 16, 8, 8)},
+        run_node("LoTTSSeedFanOut", model, pos, neg, {"samples": torch.ones(1, 16, 8, 8)},
                                         0, 2, 2, 7.0, "euler", "normal")
 
 
@@ -102,7 +102,7 @@ def test_localizer_sends_small_viewer_previews():
     import folder_paths
     from PIL import Image
     cands = fan_out(n=3, h=64, w=96)  # 512x768 image: previews are shrunk to 384 max
-    ui = localize_ui(cands)["ui"]
+    ui = localize_ui(cands).ui
     for key in ("lotts_candidates", "lotts_masks", "lotts_heatmaps"):
         assert len(ui[key]) == 3
         for ref in ui[key]:
@@ -149,12 +149,11 @@ def test_localizer_bad_numbers(kw, match):
 
 def test_localizer_empty_prompt_and_wrong_latent():
     model, clip, _, _ = models()
-    loc = node("LoTTSDefectLocalizer")
     with pytest.raises(ValueError, match="prompt is empty"):
-        loc.localize(model, clip, "  ", fan_out(n=1), 0.5, 0.5, 2, "A high-quality image of {p}",
+        run_node("LoTTSDefectLocalizer", model, clip, "  ", fan_out(n=1), 0.5, 0.5, 2, "A high-quality image of {p}",
                      "A low-quality image of {p}", 0, steps=STEPS)
     with pytest.raises(ValueError, match="candidates has 16 channels"):
-        loc.localize(model, clip, PROMPT, {"samples": torch.ones(1, 16, 8, 8)}, 0.5, 0.5, 2,
+        run_node("LoTTSDefectLocalizer", model, clip, PROMPT, {"samples": torch.ones(1, 16, 8, 8)}, 0.5, 0.5, 2,
                      "A high-quality image of {p}", "A low-quality image of {p}", 0, steps=STEPS)
 
 
@@ -249,29 +248,34 @@ def test_refine_then_harmonize_equals_one_masked_then_global_run():
     cands = fan_out(n=1)
     noisy = refine(cands, block_mask(), k=1, start=1, end=3)
     assert not torch.equal(noisy["samples"], cands["samples"])
-    harm = node("LoTTSHarmonize")
-    (done,) = harm.harmonize(model, pos, neg, noisy, 0, STEPS, 7.0, "euler", "normal", 3, False)
+    (done,) = run_node("LoTTSHarmonize", model, pos, neg, noisy, 0, STEPS, 7.0, "euler", "normal", 3, False).result
     assert done["samples"].shape == cands["samples"].shape and "noise_mask" not in done
     assert torch.isfinite(done["samples"]).all()
     # harmonization is global: it also changes the unmasked region
     lm = latent_mask(block_mask()).expand_as(done["samples"])
     assert (done["samples"] - cands["samples"])[lm == 0].abs().max() > 1e-4
-    (again,) = harm.harmonize(model, pos, neg, noisy, 0, STEPS, 7.0, "euler", "normal", 3, False)
+    (again,) = run_node("LoTTSHarmonize", model, pos, neg, noisy, 0, STEPS, 7.0, "euler", "normal", 3, False).result
     assert torch.equal(done["samples"], again["samples"])
 
 
-def test_harmonize_add_noise_matches_stock_advanced_sampler_and_ignores_noise_mask():
+def test_harmonize_add_noise_matches_stock_advanced_sampler_and_honours_noise_mask():
     import nodes as comfy_nodes
+    seeds = pack_module("lotts.seeds")
     model, _, pos, neg = models()
     cands = fan_out(n=1)
-    masked = dict(cands, noise_mask=torch.zeros(1, 16, 16))
-    (out,) = node("LoTTSHarmonize").harmonize(model, pos, neg, masked, 5, STEPS, 7.0, "euler",
-                                              "normal", 2, True)
-    (ref,) = comfy_nodes.KSamplerAdvanced().sample(model, "enable", 5, STEPS, 7.0, "euler", "normal",
-                                                   pos, neg, cands, 2, STEPS, "disable")
+    (out,) = run_node("LoTTSHarmonize", model, pos, neg, cands, 5, STEPS, 7.0, "euler",
+                      "normal", 2, True).result
+    noise_seed = seeds.stage_seed(5, seeds.Stream.HARMONIZATION, 0)  # its own stream
+    (ref,) = comfy_nodes.KSamplerAdvanced().sample(model, "enable", noise_seed, STEPS, 7.0, "euler",
+                                                   "normal", pos, neg, cands, 2, STEPS, "disable")
     assert torch.allclose(out["samples"], ref["samples"], atol=1e-5)
+    # an inpainting mask is honoured as KSampler honours it: all zeros changes nothing
+    masked = dict(cands, noise_mask=torch.zeros(1, 16, 16))
+    (kept,) = run_node("LoTTSHarmonize", model, pos, neg, masked, 5, STEPS, 7.0, "euler",
+                       "normal", 2, True).result
+    assert (kept["samples"] - cands["samples"]).abs().max() <= 1e-5
     with pytest.raises(ValueError, match=r"start_step \(4\) must be"):
-        node("LoTTSHarmonize").harmonize(model, pos, neg, cands, 0, STEPS, 7.0, "euler", "normal",
+        run_node("LoTTSHarmonize", model, pos, neg, cands, 0, STEPS, 7.0, "euler", "normal",
                                          STEPS, False)
 
 
@@ -284,7 +288,7 @@ def test_no_node_changes_the_model_or_leaks_patches():
     cands = fan_out(n=2)
     mask, _ = localize(cands)
     noisy = refine(cands, mask, k=1, end=3)
-    node("LoTTSHarmonize").harmonize(model, pos, neg, noisy, 0, STEPS, 7.0, "euler", "normal", 3, False)
+    run_node("LoTTSHarmonize", model, pos, neg, noisy, 0, STEPS, 7.0, "euler", "normal", 3, False)
     assert model_state(model) == before
     assert "patches_replace" not in model.model_options.get("transformer_options", {})
     assert torch.equal(stock_ksampler(model, pos, neg, empty_latent(), 99), ref_before)
@@ -328,5 +332,5 @@ def test_cancel_checked_between_candidates_of_the_localizer(cancel_hook):
     hook = CancelAfter(1, check=False)  # a hook that never raises: the node must check
     cancel_hook(hook)
     with pytest.raises(mm.InterruptProcessingException):
-        localize(cands)
+        localize(cands, max_batch=1)  # one candidate per probe pass
     assert hook.calls == 1  # candidate 0 probed, candidate 1 never started

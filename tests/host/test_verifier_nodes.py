@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 
-from comfy_host import load_pack, require_comfyui
+from comfy_host import load_pack, pack_nodes, require_comfyui, run_node
 
 require_comfyui()
 
@@ -63,25 +63,37 @@ def models_dir(tmp_path_factory, pack):
         paths.remove(str(root))
 
 
+class _Loader:
+    @staticmethod
+    def load(*args, **kw):
+        return run_node("LoTTSVerifierLoader", *args, **kw).result
+
+
+class _Pick:
+    @staticmethod
+    def pick(*args, **kw):
+        return run_node("LoTTSVerifierPick", *args, **kw)
+
+
 def _nodes(pack):
-    return pack.NODE_CLASS_MAPPINGS["LoTTSVerifierLoader"](), pack.NODE_CLASS_MAPPINGS["LoTTSVerifierPick"]()
+    return _Loader, _Pick
 
 
 def test_schemas_are_the_public_api(pack, models_dir):
-    L, P = pack.NODE_CLASS_MAPPINGS["LoTTSVerifierLoader"], pack.NODE_CLASS_MAPPINGS["LoTTSVerifierPick"]
+    L, P = pack_nodes()["LoTTSVerifierLoader"], pack_nodes()["LoTTSVerifierPick"]
     li = L.INPUT_TYPES()
     assert list(li["required"]) == ["verifier", "weights", "precision"]
-    assert li["required"]["verifier"][0] == ["ImageReward", "HPSv2", "HPSv2.1", "PickScore", "CLIPScore", "Aesthetic"]
+    assert li["required"]["verifier"][1]["options"] == ["ImageReward", "HPSv2", "HPSv2.1", "PickScore", "CLIPScore", "Aesthetic"]
     assert li["optional"]["download"][1]["default"] == "disabled"
-    weights = li["required"]["weights"][0]
+    weights = li["required"]["weights"][1]["options"]
     for name in ("ImageReward/ImageReward.pt", "HPS_v2.1_compressed.pt", "PickScore_v1", "HPS_v2_compressed.pt"):
         assert name in weights
-    assert L.RETURN_TYPES == ("LOTTS_VERIFIER",)
+    assert list(L.RETURN_TYPES) == ["LOTTS_VERIFIER"]
     pi = P.INPUT_TYPES()
     assert list(pi["required"]) == ["verifier", "images", "prompt", "top_k"]
     assert list(pi["optional"]) == ["latents", "masks"]
-    assert P.RETURN_NAMES[:5] == ("best", "best_latent", "best_index", "scores", "ranked")
-    assert P.RETURN_TYPES[:5] == ("IMAGE", "LATENT", "INT", "STRING", "IMAGE")
+    assert list(P.RETURN_NAMES[:5]) == ["best", "best_latent", "best_index", "scores", "ranked"]
+    assert list(P.RETURN_TYPES[:5]) == ["IMAGE", "LATENT", "INT", "STRING", "IMAGE"]
     for cls, spec in ((L, li), (P, pi)):
         assert cls.DESCRIPTION and cls.CATEGORY == "LoTTS"
         for section in spec.values():
@@ -106,7 +118,7 @@ def test_pick_ranks_and_passes_through_in_order(pack, models_dir):
                "noise_mask": torch.arange(5.).view(5, 1, 1, 1).expand(5, 1, 4, 5).clone()}
     masks = torch.arange(5.).view(5, 1, 1).expand(5, 32, 40).clone()
     out = pick.pick(v, imgs, PROMPT, 2, latents=latents, masks=masks)
-    best, best_latent, best_index, scores, ranked, best_mask = out["result"]
+    best, best_latent, best_index, scores, ranked, best_mask = out.result
     assert json.loads(scores) == pytest.approx(expected, abs=1e-6)
     assert best_index == order[0]
     assert torch.equal(best, imgs[order[:2]]) and torch.equal(ranked, imgs[order])
@@ -114,7 +126,7 @@ def test_pick_ranks_and_passes_through_in_order(pack, models_dir):
     assert best_latent["noise_mask"][:, 0, 0, 0].tolist() == [float(i) for i in order[:2]]
     assert best_mask[:, 0, 0].tolist() == [float(i) for i in order[:2]]
     assert latents["samples"][:, 0, 0, 0].tolist() == [0., 1., 2., 3., 4.]  # input untouched
-    text = out["ui"]["text"][0]
+    text = out.ui["text"][0]
     assert f"image {order[0]}: {expected[order[0]]:.4f}  <- picked" in text
 
 
@@ -131,7 +143,7 @@ class _FixedScores:
 def test_ties_keep_input_order_and_top_k_clamps(pack):
     _, pick = _nodes(pack)
     imgs = torch.arange(4.).view(4, 1, 1, 1).expand(4, 2, 2, 3).clone()
-    best, _, idx, scores, ranked, _ = pick.pick(_FixedScores([0.5, 0.9, 0.5, 0.9]), imgs, "p", 10)["result"]
+    best, _, idx, scores, ranked, _ = pick.pick(_FixedScores([0.5, 0.9, 0.5, 0.9]), imgs, "p", 10).result
     assert idx == 1 and ranked[:, 0, 0, 0].tolist() == [1., 3., 0., 2.]
     assert best.shape[0] == 4  # top_k 10 > batch 4: clamped
     assert json.loads(scores) == pytest.approx([0.5, 0.9, 0.5, 0.9])
@@ -178,7 +190,7 @@ def test_cancel_during_scoring_stops_between_chunks_and_offloads(pack, models_di
     finally:
         mm.interrupt_current_processing(False)
     out = pick.pick(v, imgs, PROMPT, 1)
-    assert chunks == [8, 8, 8, 4] and len(json.loads(out["result"][3])) == 20
+    assert chunks == [8, 8, 8, 4] and len(json.loads(out.result[3])) == 20
 
 
 def test_hps_uses_comfyui_clip_tokenizer_and_pickscore_folder(pack, models_dir):
@@ -186,10 +198,10 @@ def test_hps_uses_comfyui_clip_tokenizer_and_pickscore_folder(pack, models_dir):
     (h,) = loader.load("HPSv2.1", "HPS_v2.1_compressed.pt", "auto")
     ids = h.verifier.tokenizer("a photo of a cat")
     assert ids[0, 0].item() == 49406 and 49407 in ids[0].tolist()  # CLIP's <|startoftext|>, <|endoftext|>
-    s = json.loads(pick.pick(h, vf.images(3), PROMPT, 1)["result"][3])
+    s = json.loads(pick.pick(h, vf.images(3), PROMPT, 1).result[3])
     assert len(s) == 3
     (p,) = loader.load("PickScore", "PickScore_v1", "fp32")
-    assert len(json.loads(pick.pick(p, vf.images(3), PROMPT, 1)["result"][3])) == 3
+    assert len(json.loads(pick.pick(p, vf.images(3), PROMPT, 1).result[3])) == 3
 
 
 def test_hps_ids_are_open_clip_ids_on_comfyui_clip_vocabulary(pack, models_dir):

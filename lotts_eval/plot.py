@@ -52,7 +52,7 @@ def plot_results(rows: list[dict], path: str, title: str = "") -> str:
     except ImportError:
         raise PlotUnavailable("matplotlib is not installed, so no PNG was drawn (the CSV is "
                               "complete): `pip install matplotlib`, then redraw with "
-                              "`python -m lotts.eval --plot-only --out DIR`") from None
+                              "`python -m lotts_eval --plot-only --out DIR`") from None
     summary = summarize(rows)
     if not summary:
         raise PlotUnavailable("no rows to plot")

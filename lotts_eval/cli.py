@@ -1,4 +1,4 @@
-"""``python -m lotts.eval``: the command line of the evaluation runner."""
+"""``python -m lotts_eval``: the command line of the evaluation runner."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .runner import (CSV_NAME, PLOT_NAME, EvalError, Settings, load_rows, parse_
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m lotts.eval",
+        prog="python -m lotts_eval",
         description="LoTTS vs Best-of-N at matched NFE on ComfyUI servers: a CSV of "
                     "(prompt, method, NFE, score per verifier) and a plot of mean score vs NFE. "
                     "Resumable: a rerun skips the rows already in OUT/results.csv.")

@@ -1,6 +1,6 @@
 """Evaluation runner: LoTTS vs Best-of-N at matched NFE, through ComfyUI's HTTP API.
 
-    python -m lotts.eval --prompts examples/prompts.txt --server http://127.0.0.1:8188 \\
+    python -m lotts_eval --prompts examples/prompts.txt --server http://127.0.0.1:8188 \\
         --ckpt v1-5-pruned-emaonly.safetensors --verifier ImageReward --budgets 1,2,4 --out eval_out
 
 For every prompt and every budget N it queues a LoTTS Sampler run (N candidates, k

@@ -22,14 +22,13 @@ import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from ..schedule import lotts_nfe, nfe_per_step
+from lotts.schedule import Plan, best_of_n_nfe, match_best_of_n
 
 CSV_NAME = "results.csv"
 PLOT_NAME = "score_vs_nfe.png"
 METHODS = ("lotts", "best_of_n")
 SAMPLER_NODE = "20"        # the LoTTSSampler / LoTTSBestOfN node id in every graph
-NFE_RE = re.compile(r"NFE total:\s*(\d+)")
-SAMPLES_RE = re.compile(r"\bM=(\d+)")
+BON_MAX_SAMPLES = 1024    # LoTTS Best-of-N's samples maximum (its schema)
 # Settings stored in every row: a rerun with different ones refuses to mix them in one CSV.
 SETTING_COLUMNS = ("ckpt", "steps", "cfg", "sampler", "scheduler", "k", "depth", "start_step",
                    "harmonize_steps", "width", "height", "seed")
@@ -83,7 +82,7 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 
 def default_weights(name: str) -> str:
-    from ..verifiers.registry import SPECS  # lazy: only for the official default file names
+    from lotts.verifiers.specs import SPECS  # pure data: no torch needed
     if name not in SPECS:
         raise EvalError(f"unknown verifier {name!r}; known: {', '.join(SPECS)}")
     return SPECS[name].default_weights
@@ -160,8 +159,8 @@ def _fmt(v) -> str:
 
 # ----------------------------------------------------------------------------- budgets
 def expected_bon_samples(nfe: int, steps: int, cfg: float) -> int:
-    """The M that LoTTS Best-of-N picks for ``match_budget = nfe`` (nodes/best_of_n.py)."""
-    return max(1, round(nfe / (steps * nfe_per_step(cfg))))
+    """The M that LoTTS Best-of-N picks for ``match_budget = nfe`` (the same rule)."""
+    return match_best_of_n(nfe, steps, cfg, BON_MAX_SAMPLES)
 
 
 def plan(s: Settings) -> list[dict]:
@@ -169,11 +168,10 @@ def plan(s: Settings) -> list[dict]:
     (single-call samplers; the server's counted NFE is what the CSV records)."""
     out = []
     for n in s.budgets:
-        lt = lotts_nfe(n, s.steps, s.cfg, s.k, s.start_step, s.harmonize_steps if s.k else 0,
-                       s.depth)["total"]
+        lt = Plan(n, s.steps, s.k, s.start_step, s.harmonize_steps, s.depth).nfe(s.cfg)["total"]
         m = expected_bon_samples(lt, s.steps, s.cfg)
         out.append({"budget": n, "lotts_nfe": lt, "bon_samples": m,
-                    "bon_nfe": m * s.steps * nfe_per_step(s.cfg)})
+                    "bon_nfe": best_of_n_nfe(m, s.steps, s.cfg)})
     return out
 
 
@@ -224,22 +222,22 @@ def bon_graph(prompt: str, s: Settings, nfe: int) -> dict:
 
 
 def read_outputs(entry: dict, s: Settings) -> dict:
-    """NFE, Best-of-N's M and the chosen image's score per verifier from a /history entry."""
+    """NFE, Best-of-N's M and the chosen image's score per verifier from a /history entry:
+    the nodes' structured payloads (``lotts_cost``, ``lotts_scores``), never report text."""
     outputs = entry.get("outputs") or {}
     main = outputs.get(SAMPLER_NODE) or {}
-    report = "".join(main.get("text") or [])
-    m = NFE_RE.search(report)
-    if not m:
-        raise PromptFailed(f"the run finished but its report has no 'NFE total' line: {report[:200]!r}")
-    out = {"nfe": int(m.group(1)), "report": report}
-    sm = SAMPLES_RE.search(report)
-    out["samples"] = int(sm.group(1)) if sm else None
+    try:
+        cost = main["lotts_cost"][0]
+        out = {"nfe": int(cost["nfe_total"]), "samples": cost.get("samples"),
+               "report": "".join(main.get("text") or [])}
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise PromptFailed(f"the run finished but its outputs carry no cost ('lotts_cost': "
+                           f"{type(e).__name__}: {e}); is the pack on the server current?") from None
     scores = {}
     try:
         scores[s.verifiers[0][0]] = float(main["lotts_scores"][0]["scores"][0])
         for i, (label, _, _) in enumerate(s.verifiers[1:], start=1):
-            text = "".join(outputs[str(300 + i)]["text"])
-            scores[label] = float(json.loads(text)[0])
+            scores[label] = float(outputs[str(200 + i)]["lotts_scores"][0]["scores"][0])
     except (KeyError, IndexError, TypeError, ValueError) as e:
         raise PromptFailed(f"the run finished but a score is missing from its outputs "
                            f"({type(e).__name__}: {e})") from None
