@@ -353,7 +353,7 @@ class AttentionAccumulator:
         head_mean_attention(q, k, heads, out=self._self, pool=pool)
         self._self_n += 1
 
-    def add_joint(self, key, q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: int,
+    def add_joint(self, key, q_img: torch.Tensor, k: torch.Tensor, txt: int, *, heads: int,
                   token_weights: torch.Tensor, grid: tuple[int, int],
                   with_self: bool) -> None:
         """Fold one joint-attention layer (DiT): image->text for ``key`` sliced from the

@@ -497,7 +497,7 @@ def _run_unit(server: Server, unit, s: Settings, store: ResultsCSV, timeout, log
     return written
 
 
-def run_eval(prompts: list[str], servers: list[str], s: Settings, out_dir: str,
+def run_eval(prompts: list[str], servers: list[str], s: Settings, out_dir: str, *,
              timeout: float | None = None, log=print, check: bool = True,
              poll: float = 0.5, retries: int = 2) -> Outcome:
     """Run every missing (prompt, method, budget) row; return what happened.

@@ -181,8 +181,8 @@ class DiTRecorder:
             if w.shape[0] != txt:
                 raise RuntimeError(f"conditioning {c} has {txt} text tokens in the joint "
                                    f"attention but its prompt tokenized to {w.shape[0]}")
-            self.acc.add_joint(c, qc[:, :, txt:], kc, txt, heads, w, self.image_grid,
-                               with_self=c == 0)
+            self.acc.add_joint(c, qc[:, :, txt:], kc, txt, heads=heads, token_weights=w,
+                               grid=self.image_grid, with_self=c == 0)
 
     def patch(self, model_clone, blocks) -> None:
         for i in blocks:

@@ -188,7 +188,7 @@ class _Encoder(nn.Module):
 
 
 class BertModel(nn.Module):
-    def __init__(self, vocab, hidden, layers, heads, inner, max_pos, enc_width, eps):
+    def __init__(self, vocab, hidden, layers, *, heads, inner, max_pos, enc_width, eps):
         super().__init__()
         self.embeddings = _Embeddings(vocab, hidden, max_pos, eps)
         self.encoder = _Encoder(layers, hidden=hidden, heads=heads, inner=inner, enc_width=enc_width, eps=eps)

@@ -187,7 +187,8 @@ def test_joint_attention_maps_equal_brute_force_joint_softmax(chunk):
     for i in range(b):
         assert torch.allclose(pooled[i], _pool_full(expect_sa[i], h, w, 2), atol=1e-6)
     acc = AttentionAccumulator((2, 3))
-    acc.add_joint(1, q[:, :, txt:], k, txt, heads, wts, (h, w), with_self=True)
+    acc.add_joint(1, q[:, :, txt:], k, txt, heads=heads, token_weights=wts, grid=(h, w),
+                  with_self=True)
     from lotts.attention import pool_map
     assert torch.allclose(acc.cross_map(1), pool_map(expect_ca.view(b, h, w), 2), atol=1e-6)
     assert torch.allclose(acc.self_matrix(), pooled, atol=1e-6)
