@@ -254,23 +254,28 @@ def normalize_url(url: str) -> str:
 
 
 class Server:
-    """One ComfyUI server over its HTTP API (stdlib only)."""
+    """One ComfyUI server over its HTTP API (stdlib only). The e2e tests' client
+    (tests/e2e/comfy_server.py) is this class too, with their server's lifecycle added."""
 
     def __init__(self, url: str, timeout: float = 60, poll: float = 0.5, retries: int = 2):
         self.url = normalize_url(url)
         self.timeout, self.poll, self.retries = timeout, poll, retries
         self.client_id = uuid.uuid4().hex
 
-    def _request(self, method: str, path: str, body=None):
-        data = json.dumps(body).encode() if body is not None else None
+    def alive(self) -> bool:
+        """Whether the server can still answer (a client that owns the process knows)."""
+        return True
+
+    def raw(self, method: str, path: str, data: bytes | None = None,
+            headers: dict | None = None, timeout: float | None = None) -> bytes:
+        """One HTTP request; the response body. GETs are retried on connection errors."""
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+                                     headers=headers or {})
         attempts = self.retries + 1 if method == "GET" else 1
         for attempt in range(attempts):
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    raw = r.read()
-                return json.loads(raw) if raw.strip() else None
+                with urllib.request.urlopen(req, timeout=timeout or self.timeout) as r:
+                    return r.read()
             except urllib.error.HTTPError:
                 raise
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
@@ -280,9 +285,16 @@ class Server:
                     continue
                 raise ServerUnreachable(f"ComfyUI server {self.url} is unreachable ({method} {path}: "
                                         f"{reason}). Is it running, and is the address right?") from None
-            except ValueError:
-                raise PromptFailed(f"{self.url}{path} did not answer JSON: is {self.url} a "
-                                   "ComfyUI server?") from None
+
+    def _request(self, method: str, path: str, body=None, timeout: float | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        raw = self.raw(method, path, data, {"Content-Type": "application/json"} if data else {},
+                       timeout)
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise PromptFailed(f"{self.url}{path} did not answer JSON: is {self.url} a "
+                               "ComfyUI server?") from None
 
     def get(self, path: str):
         try:
@@ -327,6 +339,9 @@ class Server:
         return out["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float | None = None) -> dict:
+        """Poll /history until the prompt finishes; its history entry. A failed or
+        interrupted prompt, a dead server or a timeout (the prompt is interrupted) raise
+        PromptFailed with the reason (the node's error and traceback tail)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             entry = (self.get(f"/history/{prompt_id}") or {}).get(prompt_id)
@@ -335,14 +350,19 @@ class Server:
                 if status.get("status_str") == "success" or status.get("completed"):
                     return entry
                 raise PromptFailed(f"on {self.url}: " + format_execution_error(entry))
+            if not self.alive():
+                raise PromptFailed(f"the ComfyUI server {self.url} died while running the prompt")
             if deadline is not None and time.monotonic() > deadline:
                 try:
-                    self._request("POST", "/interrupt", {})
+                    self.interrupt()
                 except EvalError:
                     pass
                 raise PromptFailed(f"prompt {prompt_id} did not finish on {self.url} within "
                                    f"{timeout:.0f}s (interrupted)")
             time.sleep(self.poll)
+
+    def interrupt(self) -> None:
+        self._request("POST", "/interrupt", {})
 
     def run(self, graph: dict, timeout: float | None = None) -> dict:
         return self.wait(self.queue(graph), timeout)
@@ -366,8 +386,10 @@ def format_execution_error(entry: dict) -> str:
     status = entry.get("status") or {}
     for event, data in status.get("messages") or []:
         if event == "execution_error":
+            tb = "".join(data.get("traceback") or [])[-3000:]
             return (f"node {data.get('node_id')} ({data.get('node_type')}) raised "
-                    f"{data.get('exception_type')}: {data.get('exception_message')}")
+                    f"{data.get('exception_type')}: {data.get('exception_message')}"
+                    + (f"\n{tb}" if tb else ""))
         if event == "execution_interrupted":
             return f"the prompt was interrupted at node {data.get('node_id')} ({data.get('node_type')})"
     return "the prompt failed: " + json.dumps(status)[:1000]

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from lotts_eval.runner import format_validation_error  # the runner's: one formatter
+from lotts_eval.runner import PromptFailed, Server  # the runner's client: one copy
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,8 +38,8 @@ NO_COMFYUI_REASON = ("ComfyUI not found: set COMFYUI_PATH=<ComfyUI checkout> (an
                      "if its python is not <checkout>/.venv/bin/python)")
 
 
-class ComfyError(RuntimeError):
-    """The server refused a prompt, or a node failed while executing it."""
+# The runner's error: a refused or failed prompt, a dead server, a timeout.
+ComfyError = PromptFailed
 
 
 def log_tail(path: str, lines: int = 60) -> str:
@@ -219,43 +219,29 @@ class ComfyServer:
 
 
 # --------------------------------------------------------------------------- client
-class ComfyClient:
-    """The HTTP API, as the tests need it (stdlib only, so any pytest python works)."""
+class ComfyClient(Server):
+    """The evaluation runner's HTTP client (lotts_eval.runner.Server) on a server these
+    tests started: it knows when the process died, and adds what only tests need."""
 
     def __init__(self, server: ComfyServer):
+        super().__init__(server.url, timeout=60, poll=0.25, retries=0)
         self.server = server
-        self.url = server.url
         self.base_dir = server.base_dir
         self.log_path = server.log_path
-        self.client_id = uuid.uuid4().hex
         self._object_info = None
 
-    # -- plumbing
-    def _request(self, method: str, path: str, body=None, timeout: float = 60,
-                 headers: dict | None = None) -> bytes:
-        data = None
-        hdrs = dict(headers or {})
-        if body is not None:
-            if isinstance(body, (bytes, bytearray)):
-                data = bytes(body)
-            else:
-                data = json.dumps(body).encode()
-                hdrs.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.read()
+    def alive(self) -> bool:
+        return self.server.running()
 
     def get_json(self, path: str, timeout: float = 60):
-        return json.loads(self._request("GET", path, timeout=timeout))
+        return self._request("GET", path, timeout=timeout)
 
     def post_json(self, path: str, body, timeout: float = 60):
-        raw = self._request("POST", path, body, timeout=timeout)
-        return json.loads(raw) if raw.strip() else None
+        return self._request("POST", path, body, timeout=timeout)
 
     def log_tail(self, lines: int = 60) -> str:
         return log_tail(self.log_path, lines)
 
-    # -- API
     def system_stats(self) -> dict:
         return self.get_json("/system_stats")
 
@@ -264,55 +250,17 @@ class ComfyClient:
             self._object_info = self.get_json("/object_info", timeout=120)
         return self._object_info
 
-    def queue(self, prompt: dict) -> str:
-        """POST /prompt; the prompt id. Raises ComfyError with the validation errors."""
+    def wait(self, prompt_id: str, timeout: float | None = 300) -> dict:
         try:
-            out = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id})
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")
-            try:
-                detail = format_validation_error(json.loads(detail))
-            except ValueError:
-                pass
-            raise ComfyError(f"ComfyUI refused the prompt (HTTP {e.code}): {detail}") from None
-        if out.get("node_errors"):
-            raise ComfyError("ComfyUI refused nodes: " + format_validation_error(out))
-        return out["prompt_id"]
+            return super().wait(prompt_id, timeout)
+        except PromptFailed as e:  # the server's own words help most here
+            raise ComfyError(f"{e}\nserver log tail:\n{self.log_tail(30)}") from None
+
+    def run(self, prompt: dict, timeout: float | None = 300) -> dict:
+        return self.wait(self.queue(prompt), timeout)
 
     def history(self, prompt_id: str | None = None) -> dict:
         return self.get_json("/history" + (f"/{prompt_id}" if prompt_id else ""))
-
-    def wait(self, prompt_id: str, timeout: float = 300, poll: float = 0.25) -> dict:
-        """Poll /history until the prompt finishes; its history entry.
-
-        Raises ComfyError with the node's error text (type, node id, message, traceback
-        tail) if it failed or was interrupted, TimeoutError (after interrupting it) if it
-        did not finish in time.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            entry = self.history(prompt_id).get(prompt_id)
-            if entry is not None:
-                # A prompt is in /history once it finished: status_str "success" (completed)
-                # or "error" (a node raised, or it was interrupted; completed False).
-                status = entry.get("status") or {}
-                if status.get("status_str") == "success" or status.get("completed"):
-                    return entry
-                raise ComfyError(format_execution_error(entry))
-            if not self.server.running():
-                raise ComfyError("ComfyUI server died while running the prompt:\n"
-                                 + self.log_tail())
-            if time.monotonic() > deadline:
-                self.interrupt()
-                raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout:.0f}s; "
-                                   f"server log tail:\n{self.log_tail(30)}")
-            time.sleep(poll)
-
-    def run(self, prompt: dict, timeout: float = 300) -> dict:
-        return self.wait(self.queue(prompt), timeout)
-
-    def interrupt(self) -> None:
-        self._request("POST", "/interrupt", {})
 
     def queue_state(self) -> dict:
         return self.get_json("/queue")
@@ -335,14 +283,14 @@ class ComfyClient:
                      f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
                      .encode() + data + b"\r\n")
         parts.append(f"--{boundary}--\r\n".encode())
-        raw = self._request("POST", "/upload/image", b"".join(parts),
-                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        raw = self.raw("POST", "/upload/image", b"".join(parts),
+                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         out = json.loads(raw)
         return f"{out['subfolder']}/{out['name']}" if out.get("subfolder") else out["name"]
 
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
         q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type})
-        return self._request("GET", "/view?" + q)
+        return self.raw("GET", "/view?" + q)
 
     def output_files(self, entry: dict) -> list[dict]:
         """Every file an output node reported (images, gifs, audio, latents…), with its
@@ -358,18 +306,6 @@ class ComfyClient:
                                             item.get("subfolder", ""), item["filename"])
                         files.append(dict(item, node_id=node_id, kind=kind, path=path))
         return files
-
-
-def format_execution_error(entry: dict) -> str:
-    status = entry.get("status") or {}
-    for event, data in status.get("messages") or []:
-        if event == "execution_error":
-            tb = "".join(data.get("traceback") or [])[-3000:]
-            return (f"node {data.get('node_id')} ({data.get('node_type')}) raised "
-                    f"{data.get('exception_type')}: {data.get('exception_message')}\n{tb}")
-        if event == "execution_interrupted":
-            return f"prompt interrupted at node {data.get('node_id')} ({data.get('node_type')})"
-    return "prompt failed: " + json.dumps(status)[:2000]
 
 
 def start(comfy_path: str, python: str, ckpt_path: str | None, frontend: bool,

@@ -16,7 +16,7 @@ Fixtures (session-scoped unless noted):
 * ``comfy``       a ComfyClient (comfy_server.py) for a server started on a free loopback
                   port with a private --base-directory; stopped at session end. Its log is
                   attached to every failing test that used it.
-* ``pack_node_ids``  the pack's NODE_CLASS_MAPPINGS keys, from loading the repo through
+* ``pack_node_ids``  the pack's node ids, from loading the repo through
                   ComfyUI's own custom-node loader in a subprocess (ComfyUI's python).
 
 Env: LOTTS_E2E_KEEP=1 keeps the base directory (it is also kept when a test failed).
@@ -133,11 +133,12 @@ path, reason = comfy_host._import_comfyui()
 if path is None:
     print("LOTTS_PACK_JSON " + json.dumps({"error": reason})); sys.exit(0)
 try:
-    m = comfy_host.load_pack()
+    found = comfy_host.pack_nodes()
 except Exception as e:
     print("LOTTS_PACK_JSON " + json.dumps({"error": f"{type(e).__name__}: {e}"})); sys.exit(0)
-print("LOTTS_PACK_JSON " + json.dumps({"ids": list(m.NODE_CLASS_MAPPINGS),
-                                       "display": dict(m.NODE_DISPLAY_NAME_MAPPINGS)}))
+print("LOTTS_PACK_JSON " + json.dumps({"ids": list(found),
+                                       "display": {i: c.GET_SCHEMA().display_name
+                                                   for i, c in found.items()}}))
 """
 
 
