@@ -26,6 +26,18 @@ export async function waitForApp(page) {
     return app?.graph && app.extensions?.some?.((e) => e.name === "LoTTS.NodeViews")
       && window.LiteGraph?.registered_node_types?.LoTTSDefectLocalizer;
   }, null, { timeout: 120000, polling: 250 });
+  // The frontend then opens its first workflow (the default one, or the last session's):
+  // let that finish, or it replaces the one a driver loads next.
+  await page.waitForFunction(() => window.comfyAPI.app.app.graph.nodes.length > 0, null,
+                             { timeout: 15000 }).catch(() => {});
+  await page.waitForTimeout(500);
+}
+
+// Store a user setting on the server (read by the frontend when the page loads).
+export async function setSetting(page, url, key, value) {
+  const r = await page.request.post(`${url}/api/settings/${key}`, {
+    data: JSON.stringify(value), headers: { "Content-Type": "application/json" } });
+  if (!r.ok()) throw new Error(`setting ${key} = ${JSON.stringify(value)}: HTTP ${r.status()}`);
 }
 
 // A page on the frontend at cfg.url with the app and the pack's extension loaded.
@@ -36,9 +48,7 @@ export async function openComfy(browser, cfg, result, settings = []) {
                                                   text: m.text(), url: m.location()?.url ?? "" }));
   page.on("pageerror", (e) => result.pageerrors.push({ phase: result.steps.at(-1),
                                                        text: String(e?.stack ?? e) }));
-  for (const [k, v] of [...FRESH_USER_SETTINGS, ...settings]) {
-    await page.request.post(`${cfg.url}/api/settings/${k}`, { data: v });
-  }
+  for (const [k, v] of [...FRESH_USER_SETTINGS, ...settings]) await setSetting(page, cfg.url, k, v);
   await page.goto(cfg.url, { waitUntil: "domcontentloaded" });
   await waitForApp(page);
   result.frontendVersion = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
