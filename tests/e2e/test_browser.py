@@ -15,7 +15,7 @@ N=2 candidates, k=2 refinements) is loaded into the page through the frontend
 
 Runs once per frontend (frontends.py: the pinned one and the newest). A screenshot is
 saved to the test's tmp dir (and, with LOTTS_UPDATE_SCREENSHOT=1, from the pinned frontend
-to docs/images/lotts_ui_tiny_checkpoint.png, the README's picture).
+to js/docs/images/lotts_ui_tiny_checkpoint.png, the README's picture).
 
 Needs: ComfyUI + its python (see conftest.py), the frontend package(s), Chromium, node and
 playwright-core (browser_driver.py). Skips with a one-line reason when one is absent.
@@ -31,7 +31,7 @@ import browser_driver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-SCREENSHOT = os.path.join(REPO_ROOT, "docs", "images", "lotts_ui_tiny_checkpoint.png")
+SCREENSHOT = os.path.join(REPO_ROOT, "js", "docs", "images", "lotts_ui_tiny_checkpoint.png")
 N, K = 2, 2
 PROMPT = "a photo of a red cat on a house"
 
