@@ -308,6 +308,13 @@ def _loaders(g, ckpt, width, height, latent_node, guidance, negative):
     return (ckpt_node, prompt, pos, neg, latent), column
 
 
+def _decode(g, src, output, ckpt_node, title):
+    node = g.node("VAEDecode", title=title)
+    g.link(src, output, node, "samples")
+    g.link(ckpt_node, "VAE", node, "vae")
+    return node
+
+
 VERIFIER_NOTE = ("Verifier weights: put ImageReward.pt (+ med_config.json, vocab.txt) in "
                  "models/lotts_verifiers/ImageReward/, or set the loader's download to "
                  "enabled -- see the README, 'Verifiers'.")
@@ -339,9 +346,7 @@ def lotts_pipeline(info, ckpt, width, height, steps, cfg, start_step, end_step, 
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (latent, "LATENT", "latent_image")):
         g.link(src, out, fan, inp)
-    decode_c = g.node("VAEDecode", title="Decode candidates")
-    g.link(fan, "candidates", decode_c, "samples")
-    g.link(ckpt_node, "VAE", decode_c, "vae")
+    decode_c = _decode(g, fan, "candidates", ckpt_node, "Decode candidates")
 
     note2 = g.note("## 2. Defect localizer\nContrasts the attention of 'A low-quality image of "
                    "{p}' against 'A high-quality image of {p}', propagates it with "
@@ -381,9 +386,7 @@ def lotts_pipeline(info, ckpt, width, height, steps, cfg, start_step, end_step, 
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (ref, "refined", "latent")):
         g.link(src, out, harm, inp)
-    decode_r = g.node("VAEDecode", title="Decode refined")
-    g.link(harm, "latent", decode_r, "samples")
-    g.link(ckpt_node, "VAE", decode_r, "vae")
+    decode_r = _decode(g, harm, "latent", ckpt_node, "Decode refined")
     joined = g.node("ImageBatch", title="Refinements + candidates")
     g.link(decode_r, "IMAGE", joined, "image1")
     g.link(decode_c, "IMAGE", joined, "image2")

@@ -33,6 +33,13 @@ export async function waitForApp(page) {
   await page.waitForTimeout(500);
 }
 
+// Load a UI workflow into the page the way opening a file does, under the tab name `name`.
+export async function loadWorkflow(page, workflow, name) {
+  await page.evaluate(async ({ workflow, name }) => {
+    await window.comfyAPI.app.app.loadGraphData(workflow, true, true, name);
+  }, { workflow, name });
+}
+
 // Store a user setting on the server (read by the frontend when the page loads).
 export async function setSetting(page, url, key, value) {
   const r = await page.request.post(`${url}/api/settings/${key}`, {

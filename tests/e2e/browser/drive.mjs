@@ -4,7 +4,7 @@
 // config: {url, workflow (API prompt), chromium, timeout_s, screenshots: [paths]}
 // Prints one line "LOTTS_BROWSER_JSON {...}" with what it saw (comfy_page.mjs); the Python
 // test asserts.
-import { newResult, openComfy, readConfig, runDriver, waitForApp } from "./comfy_page.mjs";
+import { loadWorkflow, newResult, openComfy, readConfig, runDriver, waitForApp } from "./comfy_page.mjs";
 
 const cfg = readConfig();
 const TIMEOUT = (cfg.timeout_s ?? 600) * 1000;
@@ -131,9 +131,7 @@ runDriver(cfg, result, async (browser) => {
   result.afterReloadRestored = await page.evaluate(VIEW_STATE);  // the frontend's own restore
 
   step("reload-workflow");
-  await page.evaluate(async (wf) => {
-    await window.comfyAPI.app.app.loadGraphData(wf, true, true, "lotts_ui_e2e_reloaded.json");
-  }, saved);
+  await loadWorkflow(page, saved, "lotts_ui_e2e_reloaded.json");
   await page.waitForFunction(() => {
     const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
       .filter((w) => w.name === "lotts_viewer");
@@ -147,9 +145,7 @@ runDriver(cfg, result, async (browser) => {
   for (const n of stripped.nodes) {
     for (const k of Object.keys(n.properties ?? {})) if (k.startsWith("lotts_")) delete n.properties[k];
   }
-  await page.evaluate(async (wf) => {
-    await window.comfyAPI.app.app.loadGraphData(wf, true, true, "lotts_ui_e2e_stripped.json");
-  }, stripped);
+  await loadWorkflow(page, stripped, "lotts_ui_e2e_stripped.json");
   await page.waitForTimeout(1000);
   result.noPayload = await page.evaluate(VIEW_STATE);
   result.emptyExecuted = await page.evaluate(() => {

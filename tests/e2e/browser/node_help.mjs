@@ -9,7 +9,7 @@
 // result.translated[id]: {title, inputs: {name: label}, widgets: {name: label}} with the
 //                     frontend switched to cfg.language (then switched back to English)
 import path from "node:path";
-import { newResult, openComfy, readConfig, runDriver, setSetting, waitForApp } from "./comfy_page.mjs";
+import { loadWorkflow, newResult, openComfy, readConfig, runDriver, setSetting, waitForApp } from "./comfy_page.mjs";
 
 const cfg = readConfig();
 const result = newResult();
@@ -19,10 +19,10 @@ result.docRequests = [];
 
 // A workflow with one node of this type, selected, at scale 1.
 async function showLone(page, type) {
-  await page.evaluate(async (type) => {
+  await loadWorkflow(page, { last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [],
+                             config: {}, extra: {}, version: 0.4 }, `help ${type}`);
+  await page.evaluate((type) => {
     const app = window.comfyAPI.app.app;
-    await app.loadGraphData({ last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [],
-                              config: {}, extra: {}, version: 0.4 }, true, true, `help ${type}`);
     const n = window.LiteGraph.createNode(type);
     n.pos = [420, 320];
     app.graph.add(n);

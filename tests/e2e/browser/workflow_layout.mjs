@@ -16,7 +16,7 @@
 // With screenshot_dir, PNGs of the canvas at that view (<name>.png) and of the whole graph
 // (<name>_all.png).
 import path from "node:path";
-import { newResult, openComfy, readConfig, runDriver, setSetting, waitForApp } from "./comfy_page.mjs";
+import { loadWorkflow, newResult, openComfy, readConfig, runDriver, setSetting, waitForApp } from "./comfy_page.mjs";
 
 const cfg = readConfig();
 const result = newResult();
@@ -29,9 +29,7 @@ runDriver(cfg, result, async (browser) => {
                                 ["Comfy.EnableWorkflowViewRestore", true]]);
   for (const [name, wf] of Object.entries(cfg.workflows)) {
     result.step(`load ${name}`);
-    await page.evaluate(async ({ name, wf }) => {
-      await window.comfyAPI.app.app.loadGraphData(structuredClone(wf), true, true, name);
-    }, { name, wf });
+    await loadWorkflow(page, wf, name);
     await page.waitForTimeout(800);  // DOM widgets and the first draw settle
     result.workflows[name] = await page.evaluate(() => {
       const app = window.comfyAPI.app.app;
@@ -111,10 +109,7 @@ runDriver(cfg, result, async (browser) => {
     for (const name of cfg.missing_models) {
       // A new tab name: loading under the name of a workflow the reload restored would
       // switch to that tab instead.
-      await page.evaluate(async ({ name, wf }) => {
-        await window.comfyAPI.app.app.loadGraphData(structuredClone(wf), true, true,
-                                                    `${name} (missing models)`);
-      }, { name, wf: cfg.workflows[name] });
+      await loadWorkflow(page, cfg.workflows[name], `${name} (missing models)`);
       await page.waitForTimeout(1500);
       const details = page.getByText("View details");
       if (await details.count()) { await details.first().click(); await page.waitForTimeout(800); }
