@@ -48,19 +48,22 @@ def _node_info(nodes, name: str) -> dict:
 def object_info() -> dict:
     """{node id: node info} for ComfyUI's nodes and the pack's, as /object_info has them."""
     sys.path.insert(0, os.path.join(REPO, "tests"))
-    from comfy_host import load_pack, require_comfyui
+    from comfy_host import PACK_MODULE_NAME, load_pack, require_comfyui
     require_comfyui()
     import nodes
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
-    pack = load_pack()
+    load_pack()
     info = {name: _node_info(nodes, name) for name in nodes.NODE_CLASS_MAPPINGS}
-    for name in pack.NODE_CLASS_MAPPINGS:
-        info[name]["lotts_pack_node"] = True  # not in /object_info: marks the pack's nodes
+    # The pack's nodes are those ComfyUI's loader stamped with the pack's module (classic
+    # NODE_CLASS_MAPPINGS and V3 comfy_entrypoint alike); the mark is not in /object_info.
+    for node in info.values():
+        if node.get("python_module") == f"custom_nodes.{PACK_MODULE_NAME}":
+            node["lotts_pack_node"] = True
     return info
 
 
 def pack_nodes(info: dict) -> list[str]:
-    """The pack's node ids, in the order of its NODE_CLASS_MAPPINGS (the menu order)."""
+    """The pack's node ids, in the order ComfyUI registered them (the menu order)."""
     return [name for name, node in info.items() if node.get("lotts_pack_node")]
 
 

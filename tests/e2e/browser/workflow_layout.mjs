@@ -16,7 +16,7 @@
 // With screenshot_dir, PNGs of the canvas at that view (<name>.png) and of the whole graph
 // (<name>_all.png).
 import path from "node:path";
-import { loadWorkflow, newResult, openComfy, readConfig, runDriver, setSetting, waitForApp } from "./comfy_page.mjs";
+import { loadWorkflow, newResult, openComfy, readConfig, runDriver } from "./comfy_page.mjs";
 
 const cfg = readConfig();
 const result = newResult();
@@ -103,12 +103,13 @@ runDriver(cfg, result, async (browser) => {
   result.missingModels = {};
   if (cfg.missing_models?.length) {
     result.step("missing-models");
-    await setSetting(page, cfg.url, "Comfy.Workflow.ShowMissingModelsWarning", true);
-    await page.reload({ waitUntil: "domcontentloaded" });
-    await waitForApp(page);
+    // Switched on in the running page (a reload would reopen the last workflows and their
+    // warnings would stand in front of the one under test).
+    await page.evaluate(() => window.comfyAPI.app.app.extensionManager.setting
+      .set("Comfy.Workflow.ShowMissingModelsWarning", true));
     for (const name of cfg.missing_models) {
-      // A new tab name: loading under the name of a workflow the reload restored would
-      // switch to that tab instead.
+      for (let i = 0; i < 2; i++) { await page.keyboard.press("Escape"); await page.waitForTimeout(200); }
+      // A new tab name: loading under the name of an open workflow would switch to its tab.
       await loadWorkflow(page, cfg.workflows[name], `${name} (missing models)`);
       await page.waitForTimeout(1500);
       const details = page.getByText("View details");
