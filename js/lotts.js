@@ -195,6 +195,24 @@ function showScores(node, payload) {
   fitNode(node);
 }
 
+// ------------------------------------------------------------------ linked text boxes
+// A multiline text input (the prompt) fed by a link hides its text box, but both frontends
+// keep the box's height in the node: an empty gap between the sockets and the widgets.
+// While linked, the box takes one widget row (where its socket sits); unlinked, its own.
+function compactLinkedText(node) {
+  for (const w of node.widgets ?? []) {
+    if (!(w.element instanceof HTMLTextAreaElement) || w.lottsCompact) continue;
+    w.lottsCompact = true;
+    const { getMinHeight, getMaxHeight } = w.options;
+    const linked = () => {
+      const i = node.inputs?.findIndex((s) => s.widget?.name === w.name) ?? -1;
+      return i >= 0 && node.isInputConnected(i);
+    };
+    w.options.getMinHeight = () => (linked() ? L.LINKED_TEXT_HEIGHT : getMinHeight?.());
+    w.options.getMaxHeight = () => (linked() ? L.LINKED_TEXT_HEIGHT : getMaxHeight?.());
+  }
+}
+
 // ------------------------------------------------------------------ wiring
 function render(node) {
   try {
@@ -213,6 +231,24 @@ app.registerExtension({
   name: "LoTTS.NodeViews",
   setup() { injectStyle(); },
   async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!nodeData.name.startsWith("LoTTS")) return;
+    const onNodeCreated = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      const r = onNodeCreated?.apply(this, arguments);
+      compactLinkedText(this);
+      return r;
+    };
+    const onConnectionsChange = nodeType.prototype.onConnectionsChange;
+    nodeType.prototype.onConnectionsChange = function (side, slot) {
+      const r = onConnectionsChange?.apply(this, arguments);
+      // The user (un)linked a widget's socket: fit the height to the box's new size. Not
+      // while a workflow loads: its saved sizes stand.
+      if (side === window.LiteGraph?.INPUT && this.inputs?.[slot]?.widget && !app.configuringGraph) {
+        this.setSize([this.size[0], this.computeSize()[1]]);
+      }
+      return r;
+    };
+
     const viewer = L.VIEWER_NODES.includes(nodeData.name);
     const scores = L.SCORE_NODES.includes(nodeData.name);
     if (!viewer && !scores) return;

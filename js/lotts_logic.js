@@ -11,6 +11,9 @@ export const SCORE_NODES = ["LoTTSSampler", "LoTTSVerifierPick", "LoTTSBestOfN"]
 export const VIEWER_PROP = "lotts_viewer";
 export const SCORES_PROP = "lotts_scores";
 
+/** Height (px) of a multiline text widget whose input is linked: one widget row. */
+export const LINKED_TEXT_HEIGHT = 24;
+
 /** Mask overlay colour (RGB): white mask pixels = re-sampled = tinted with this. */
 export const MASK_COLOR = [255, 48, 48];
 

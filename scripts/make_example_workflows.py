@@ -1,68 +1,201 @@
 """Writes the UI-format example workflows in example_workflows/ from the node schemas.
 
-Run with ComfyUI's python (it reads the real INPUT_TYPES of ComfyUI's and the pack's
-nodes, so widget order and sockets are right by construction):
+Run with ComfyUI's python (it reads ComfyUI's and the pack's node schemas as /object_info
+serves them, node_schemas.py, so widget order and sockets are right by construction):
 
     COMFYUI_PATH=~/ComfyUI ~/ComfyUI/.venv/bin/python scripts/make_example_workflows.py
 
+The layout is computed: nodes stand in columns, each saved at least as big as the frontend
+will make it (min_size) with room for what a run adds, so nothing overlaps and every widget
+shows at the saved zoom. Loader nodes carry the model download metadata the frontend offers
+for missing files (properties.models), every node its source pack (cnr_id, ver).
+
 tests/e2e/test_example_workflows.py queues every file in example_workflows/ on a real
 server; tests/host/test_example_workflows_current.py checks the files equal this
-script's output, so the two never drift apart.
+script's output, so the two never drift apart; tests/host/test_example_workflow_layout.py
+checks no two boxes overlap, tests/e2e/test_workflow_layout.py the same in both frontends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import math
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 OUT_DIR = os.path.join(REPO, "example_workflows")
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+sys.path[:0] = [HERE, REPO]
+import node_schemas  # noqa: E402
+from lotts.verifiers.download import OFFICIAL_FILES  # noqa: E402  (pure python, no torch)
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
 def load_schemas():
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    from comfy_host import load_pack, require_comfyui
-    require_comfyui()
-    import nodes
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
-    load_pack()
-    return nodes.NODE_CLASS_MAPPINGS
+    """/object_info of ComfyUI's nodes and the pack's (node_schemas.py)."""
+    return node_schemas.object_info()
+
+
+# ---------------------------------------------------------------- model download metadata
+# properties.models of the loader nodes: what the frontend offers to download when a file
+# is missing. The checkpoints are the files (name and URL) ComfyUI's official templates use.
+CHECKPOINTS = {
+    "v1-5-pruned-emaonly-fp16.safetensors":
+        "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+        "v1-5-pruned-emaonly-fp16.safetensors?download=true",
+    "sd_xl_base_1.0.safetensors":
+        "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/"
+        "sd_xl_base_1.0.safetensors?download=true",
+    "flux1-dev-fp8.safetensors":
+        "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev-fp8.safetensors?download=true",
+    "flux1-schnell-fp8.safetensors":
+        "https://huggingface.co/Comfy-Org/flux1-schnell/resolve/main/"
+        "flux1-schnell-fp8.safetensors?download=true",
+    "sd3.5_large_fp8_scaled.safetensors":
+        "https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/"
+        "sd3.5_large_fp8_scaled.safetensors?download=true",
+}
+VERIFIER_WEIGHTS = "ImageReward/ImageReward.pt"
+
+
+def verifier_models(verifier: str, weights: str) -> list[dict]:
+    """The verifier loader's file, from the pack's own download table (the frontend matches
+    a model entry to a widget value, so only the file the ``weights`` widget names)."""
+    return [{"name": dest, "url": url, "directory": "lotts_verifiers"}
+            for url, dest, _ in OFFICIAL_FILES[verifier] if dest == weights]
+
+
+def node_sources() -> dict:
+    """properties.cnr_id / ver per node kind: the pack's registry id and version for its
+    nodes (what the frontend uses to name and find a missing node's pack), comfy-core at
+    the oldest ComfyUI the pack supports for ComfyUI's own, as the official templates do."""
+    meta = node_schemas.pyproject()
+    comfy = re.search(r"[0-9][0-9.]*", meta["tool"]["comfy"]["requires-comfyui"]).group(0)
+    return {"pack": {"cnr_id": meta["project"]["name"], "ver": meta["project"]["version"]},
+            "core": {"cnr_id": "comfy-core", "ver": comfy}}
+
+
+# ---------------------------------------------------------------- node sizes, as the frontend
+# makes them. On load both frontends (1.27.10, 1.58.1) set each node to max(saved size,
+# computeSize()); computeSize() is, in canvas px (LiteGraph constants in brackets):
+#   height = max(socket inputs, outputs) * 20 [NODE_SLOT_HEIGHT] + 6
+#            + (sum of widget rows + 8, if the node has widgets)
+#   widget row = 20 [NODE_WIDGET_HEIGHT] + 4; a multiline text box 50 (its CSS minimum) + 4;
+#   a linked multiline box on a LoTTS node 24 + 4 (js/lotts.js shrinks it to one row).
+# The title bar [NODE_TITLE_HEIGHT = 30] sits above pos. The width is an upper bound of the
+# title's and the slot labels' text (about 7 px a character at the canvas font). Saving
+# nodes at least this big means the frontend never grows one into its neighbour;
+# tests/e2e/test_workflow_layout.py checks it against both frontends.
+TITLE_H = 30
+SLOT_H = 20
+WIDGET_ROW = 24
+TEXT_BOX = 54
+LINKED_TEXT_BOX = 28
+NOTE_MIN_H = 90
+# Room the frontend takes below a node after a run: the on-node views of js/lotts.js
+# (viewer 280, score gallery up to 420, each + 4) and the image previews of output nodes.
+IMAGE_PREVIEW = 260
+AFTER_RUN = {"LoTTSDefectLocalizer": 284, "LoTTSSampler": 284 + 424, "LoTTSVerifierPick": 424,
+             "LoTTSBestOfN": 424, "LoTTSMaskPreview": IMAGE_PREVIEW, "SaveImage": IMAGE_PREVIEW,
+             "PreviewImage": IMAGE_PREVIEW}
+GAP = 40  # between nodes (below the reserved room), and between columns
+NODE_W = 320
+
+
+def _is_multiline(kind, opts) -> bool:
+    return kind == "STRING" and bool(opts.get("multiline"))
+
+
+def widget_rows(node: dict, info: dict) -> list[tuple[str, int]]:
+    """[(widget name, height)] of a UI node's widgets, as the frontend stacks them."""
+    schema = info.get(node["type"])
+    if schema is None:  # frontend-only nodes (notes)
+        return []
+    linked = {i["widget"]["name"] for i in node.get("inputs") or []
+              if i.get("widget") and i.get("link") is not None}
+    rows = []
+    for _, name, kind, opts in node_schemas.inputs(schema):
+        if not is_widget(kind, opts):
+            continue
+        if _is_multiline(kind, opts):
+            small = name in linked and schema.get("lotts_pack_node")
+            rows.append((name, LINKED_TEXT_BOX if small else TEXT_BOX))
+        else:
+            rows.append((name, WIDGET_ROW))
+        if opts.get("control_after_generate"):
+            rows.append(("control_after_generate", WIDGET_ROW))
+    return rows
+
+
+def min_size(node: dict, info: dict) -> list[int]:
+    """An upper bound of what the frontend's computeSize() gives this UI node (no title)."""
+    if node["type"] == "MarkdownNote":
+        return [200, NOTE_MIN_H]
+    sockets = [i for i in node.get("inputs") or [] if not i.get("widget")]
+    outs = node.get("outputs") or []
+    height = max(len(sockets), len(outs)) * SLOT_H + 6
+    rows = widget_rows(node, info)
+    if rows:
+        height += sum(h for _, h in rows) + 8
+    label = lambda slot: len(slot.get("label") or slot["name"])  # noqa: E731
+    slots_w = max([(label(sockets[i]) if i < len(sockets) else 0) +
+                   (label(outs[i]) if i < len(outs) else 0)
+                   for i in range(max(len(sockets), len(outs)))] + [0])
+    title = node.get("title") or info.get(node["type"], {}).get("display_name") or node["type"]
+    width = max(8 * len(title) + 60, 7 * slots_w + 60)
+    return [width, height]
+
+
+def is_widget(kind, opts) -> bool:
+    return (isinstance(kind, list) or kind in WIDGET_TYPES) and not opts.get("forceInput")
+
+
+def note_height(text: str, width: int) -> int:
+    """A MarkdownNote's height for ``text`` at ``width``, 1.2x what both frontends need (their
+    markdown is 10 px text on 12 px lines, ~5.2 px a character; headings taller; a 10 px gap
+    after each paragraph; the box sits 22 px inside the node; measured in
+    tests/e2e/test_workflow_layout.py)."""
+    per_line = max(10, int((width - 30) / 5.2))
+    h = 30
+    for para in text.split("\n"):
+        if not para.strip():
+            continue
+        line = 30 if para.startswith("# ") else 22 if para.startswith("## ") else 12
+        h += line * max(1, math.ceil(len(para) / per_line)) + 10
+    return max(NOTE_MIN_H, int(1.2 * h) + 22)
 
 
 class Graph:
-    def __init__(self, schemas):
-        self.schemas = schemas
+    def __init__(self, info):
+        self.info = info
+        self.sources = node_sources()
         self.nodes, self.links = [], []
 
     def _spec(self, type_):
-        cls = self.schemas[type_]
-        spec = cls.INPUT_TYPES()
+        schema = self.info[type_]
         inputs = []
-        for section in ("required", "optional"):
-            for name, value in spec.get(section, {}).items():
-                kind = value[0]
-                opts = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
-                if kind == "COMBO":  # V3 nodes: the options travel in the input's dict
-                    kind = list(opts.get("options", []))
-                is_widget = (isinstance(kind, list) or kind in WIDGET_TYPES) and not opts.get("forceInput")
-                inputs.append((name, "COMBO" if isinstance(kind, list) else kind, is_widget, opts,
-                               kind[0] if isinstance(kind, list) and kind else None))
-        outputs = list(zip(cls.RETURN_NAMES if getattr(cls, "RETURN_NAMES", None) else cls.RETURN_TYPES,
-                           cls.RETURN_TYPES))
+        for _, name, kind, opts in node_schemas.inputs(schema):
+            inputs.append((name, "COMBO" if isinstance(kind, list) else kind, is_widget(kind, opts),
+                           opts, kind[0] if isinstance(kind, list) and kind else None))
+        outputs = list(zip(schema["output_name"], schema["output"]))
         return inputs, outputs
 
-    def node(self, type_, pos, widgets=None, title=None, width=320):
+    def node(self, type_, widgets=None, title=None, width=NODE_W, models=None, extra_h=0):
+        """A node (placed later by layout()); ``extra_h`` makes it taller than its minimum
+        (the frontend gives the room to its text box)."""
         widgets = dict(widgets or {})
         inputs, outputs = self._spec(type_)
-        node = {"id": len(self.nodes) + 1, "type": type_, "pos": list(pos), "flags": {},
+        source = self.sources["pack" if self.info[type_].get("lotts_pack_node") else "core"]
+        node = {"id": len(self.nodes) + 1, "type": type_, "pos": [0, 0], "flags": {},
                 "order": len(self.nodes), "mode": 0, "inputs": [], "outputs": [],
-                "properties": {"Node name for S&R": type_}, "widgets_values": []}
-        for name, kind, is_widget, opts, first in inputs:
-            if is_widget:
+                "properties": {"Node name for S&R": type_, **source}, "widgets_values": []}
+        if models:
+            node["properties"]["models"] = models
+        for name, kind, is_widget_, opts, first in inputs:
+            if is_widget_:
                 fallback = first if kind == "COMBO" else {"STRING": "", "INT": 0, "FLOAT": 0.0,
                                                           "BOOLEAN": False}.get(kind)
                 value = widgets.pop(name, opts.get("default", fallback))
@@ -75,19 +208,19 @@ class Graph:
             raise KeyError(f"{type_} has no widget(s) {sorted(widgets)}")
         for i, (name, kind) in enumerate(outputs):
             node["outputs"].append({"name": name, "type": kind, "links": [], "slot_index": i})
-        rows = len(node["inputs"]) + len(node["widgets_values"]) + len(outputs)
-        node["size"] = [width, 46 + 24 * rows]
         if title:
             node["title"] = title
         node["_widget_names"] = [n for n, _, w, _, _ in inputs if w]
+        node["_layout"] = {"width": width, "extra_h": extra_h}
         self.nodes.append(node)
         return node
 
-    def note(self, text, pos, size=(360, 160)):
-        node = {"id": len(self.nodes) + 1, "type": "MarkdownNote", "pos": list(pos),
-                "size": list(size), "flags": {}, "order": len(self.nodes), "mode": 0,
+    def note(self, text, width=360):
+        node = {"id": len(self.nodes) + 1, "type": "MarkdownNote", "pos": [0, 0],
+                "flags": {}, "order": len(self.nodes), "mode": 0,
                 "inputs": [], "outputs": [], "properties": {}, "widgets_values": [text],
                 "color": "#432", "bgcolor": "#653"}
+        node["_layout"] = {"width": width, "height": note_height(text, width)}
         self.nodes.append(node)
         return node
 
@@ -106,120 +239,182 @@ class Graph:
         src["outputs"][out_idx]["links"].append(link_id)
         self.links.append([link_id, src["id"], out_idx, dst["id"], slot, kind])
 
+    def size(self, node) -> list[int]:
+        """The size saved for a node: at least the frontend's minimum (min_size)."""
+        lay = node["_layout"]
+        if node["type"] == "MarkdownNote":
+            return [lay["width"], lay["height"]]
+        w, h = min_size(node, self.info)
+        return [max(lay["width"], w), h + lay["extra_h"]]
+
+    def layout(self, columns, header=None):
+        """Place nodes in columns, left to right, each stacked top-down: a node's box is its
+        title bar, its body and the room it takes after a run (AFTER_RUN), then GAP.
+        ``header`` notes (one per column, or None) sit in a band above all columns."""
+        header = header or [None] * len(columns)
+        for n in self.nodes:
+            n["size"] = self.size(n)
+        band = max([TITLE_H + h["size"][1] for h in header if h] + [0])
+        x = 0
+        for head, col in zip(header, columns):
+            width = max(n["size"][0] for n in ([head] if head else []) + col)
+            if head:
+                head["pos"] = [x, TITLE_H]
+            y = band + GAP if band else 0
+            for n in col:
+                n["pos"] = [x, y + TITLE_H]
+                y += TITLE_H + n["size"][1] + AFTER_RUN.get(n["type"], 0) + GAP
+            x += width + GAP
+        placed = [n for n in self.nodes if n in sum(columns, []) or n in header]
+        if len(placed) != len(self.nodes):
+            raise ValueError("layout() must place every node exactly once")
+
     def to_json(self):
         nodes = []
         for n in self.nodes:
-            n = dict(n)
-            n.pop("_widget_names", None)
-            nodes.append(n)
+            nodes.append({k: v for k, v in n.items() if not k.startswith("_")})
+        # Open at a zoom where every widget is drawn (above the frontend's low-quality
+        # threshold, 0.6), the top-left corner of the graph in view beside the frontend's
+        # side bar and below its tab bar (1.58.1: ~55 and ~40 px).
+        scale = 0.75
+        left = min(n["pos"][0] for n in nodes)
+        top = min(n["pos"][1] - TITLE_H for n in nodes)
+        offset = [round(80 / scale - left, 2), round(60 / scale - top, 2)]
         return {"last_node_id": len(nodes), "last_link_id": len(self.links), "nodes": nodes,
                 "links": self.links, "groups": [], "config": {},
-                "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}}, "version": 0.4}
+                "extra": {"ds": {"scale": scale, "offset": offset}}, "version": 0.4}
 
 
-def _loaders(g, ckpt, width, height, latent_node, guidance, negative, x0=0):
+def _loaders(g, ckpt, width, height, latent_node, guidance, negative):
     """Checkpoint, prompt (one text for the encoder, the localizer and the verifier),
-    positive/negative conditioning and the empty latent; returns them."""
-    ckpt_node = g.node("CheckpointLoaderSimple", (x0, 0), {"ckpt_name": ckpt})
-    prompt = g.node("PrimitiveStringMultiline", (x0, 160),
+    positive/negative conditioning and the empty latent; returns them and their column."""
+    ckpt_node = g.node("CheckpointLoaderSimple", {"ckpt_name": ckpt},
+                       models=[{"name": ckpt, "url": CHECKPOINTS[ckpt], "directory": "checkpoints"}])
+    prompt = g.node("PrimitiveStringMultiline",
                     {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
-                    title="Prompt")
-    pos = g.node("CLIPTextEncode", (x0, 360), title="Positive")
-    neg = g.node("CLIPTextEncode", (x0, 500), {"text": negative}, title="Negative")
-    latent = g.node(latent_node, (x0, 660), {"width": width, "height": height, "batch_size": 1})
+                    title="Prompt", extra_h=40)
+    pos = g.node("CLIPTextEncode", title="Positive")
+    neg = g.node("CLIPTextEncode", {"text": negative}, title="Negative", extra_h=20)
+    latent = g.node(latent_node, {"width": width, "height": height, "batch_size": 1})
     g.link(ckpt_node, "CLIP", pos, "clip")
     g.link(ckpt_node, "CLIP", neg, "clip")
     g.link(prompt, "STRING", pos, "text")
+    column = [ckpt_node, prompt, pos, neg, latent]
     if guidance is not None:
-        guided = g.node("FluxGuidance", (x0, 800), {"guidance": guidance})
+        guided = g.node("FluxGuidance", {"guidance": guidance})
         g.link(pos, "CONDITIONING", guided, "conditioning")
         pos = guided
-    return ckpt_node, prompt, pos, neg, latent
+        column.append(guided)
+    return (ckpt_node, prompt, pos, neg, latent), column
 
 
-def lotts_pipeline(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
+def _decode(g, src, output, ckpt_node, title):
+    node = g.node("VAEDecode", title=title)
+    g.link(src, output, node, "samples")
+    g.link(ckpt_node, "VAE", node, "vae")
+    return node
+
+
+VERIFIER_NOTE = ("Verifier weights: put ImageReward.pt (+ med_config.json, vocab.txt) in "
+                 "models/lotts_verifiers/ImageReward/, or set the loader's download to "
+                 "enabled -- see the README, 'Verifiers'.")
+
+
+def _verifier_loader(g):
+    return g.node("LoTTSVerifierLoader", {"verifier": "ImageReward", "weights": VERIFIER_WEIGHTS,
+                                          "precision": "auto"},
+                  models=verifier_models("ImageReward", VERIFIER_WEIGHTS))
+
+
+def lotts_pipeline(info, ckpt, width, height, steps, cfg, start_step, end_step, title,
                    sampler="euler", scheduler="normal", latent_node="EmptyLatentImage",
                    guidance=None, negative="blurry, lowres, deformed", why_t0=""):
-    """Stock loaders -> fan-out -> decode -> localizer (+preview) -> refine -> harmonize -> save."""
-    g = Graph(schemas)
-    x = [0, 420, 840, 1260, 1680]
-    g.note(f"# {title}\n\nLocalized test-time scaling (LoTTS): sample N candidates, find each "
-           "one's weak regions from the model's own attention, re-sample only there, then "
-           "harmonize the whole image for a few steps.\n\nStages run left to right. Pick the "
-           "best result by eye in the Save node, or add LoTTS Verifier Pick.", (x[0], -260), (400, 220))
-    ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
-                                                   guidance, negative, x[0])
+    """Stock loaders -> fan-out -> localizer (+preview) -> refine -> harmonize -> verifier
+    pick over the candidates and their refinements -> save the winner, preview the ranking."""
+    g = Graph(info)
+    intro = g.note(f"# {title}\n\nLocalized test-time scaling (LoTTS): sample N candidates, "
+                   "find each one's weak regions from the model's own attention, re-sample only "
+                   "there, harmonize the whole image for a few steps, and let a verifier pick "
+                   "the best of every sample.\n\nStages run left to right.", width=400)
+    (ckpt_node, prompt, pos, neg, latent), loaders = _loaders(g, ckpt, width, height,
+                                                              latent_node, guidance, negative)
 
-    g.note("## 1. Seed fan-out\nN candidates from seeds seed..seed+N-1 (candidate i = KSampler "
-           "with seed + i).", (x[1], -180), (360, 120))
-    fan = g.node("LoTTSSeedFanOut", (x[1], 0), {"seed": 0, "candidates": 4, "steps": steps,
-                                                "cfg": cfg, "sampler_name": sampler,
-                                                "scheduler": scheduler})
+    note1 = g.note("## 1. Seed fan-out\nN candidates from seeds seed..seed+N-1 (candidate i = "
+                   "KSampler with seed + i).")
+    fan = g.node("LoTTSSeedFanOut", {"seed": 0, "candidates": 4, "steps": steps, "cfg": cfg,
+                                     "sampler_name": sampler, "scheduler": scheduler})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (latent, "LATENT", "latent_image")):
         g.link(src, out, fan, inp)
-    decode_c = g.node("VAEDecode", (x[1], 380), title="Decode candidates")
-    g.link(fan, "candidates", decode_c, "samples")
-    g.link(ckpt_node, "VAE", decode_c, "vae")
+    decode_c = _decode(g, fan, "candidates", ckpt_node, "Decode candidates")
 
-    g.note("## 2. Defect localizer\nContrasts the attention of 'A low-quality image of {p}' "
-           "against 'A high-quality image of {p}', propagates it with self-attention, adds the "
-           "prompt's attention as a prior and keeps the top mask_ratio. The preview shows what "
-           "will be re-sampled (bright = weak).", (x[2], -220), (380, 180))
-    loc = g.node("LoTTSDefectLocalizer", (x[2], 0), {"mask_ratio": 0.5, "prior_weight": 0.5,
-                                                     "probe_step": int(steps * 0.75), "seed": 0,
-                                                     "steps": steps, "scheduler": scheduler})
+    note2 = g.note("## 2. Defect localizer\nContrasts the attention of 'A low-quality image of "
+                   "{p}' against 'A high-quality image of {p}', propagates it with "
+                   "self-attention, adds the prompt's attention as a prior and keeps the top "
+                   "mask_ratio. The preview shows what will be re-sampled (bright = weak).")
+    loc = g.node("LoTTSDefectLocalizer", {"mask_ratio": 0.5, "prior_weight": 0.5,
+                                          "probe_step": int(steps * 0.75), "seed": 0,
+                                          "steps": steps, "scheduler": scheduler})
     g.link(ckpt_node, "MODEL", loc, "model")
     g.link(ckpt_node, "CLIP", loc, "clip")
     g.link(ckpt_node, "VAE", loc, "vae")
     g.link(prompt, "STRING", loc, "prompt")
     g.link(fan, "candidates", loc, "candidates")
-    preview = g.node("LoTTSMaskPreview", (x[2], 460), {"opacity": 0.5})
+    preview = g.node("LoTTSMaskPreview", {"opacity": 0.5})
     g.link(decode_c, "IMAGE", preview, "images")
     g.link(loc, "mask", preview, "mask")
     g.link(loc, "heatmap", preview, "heatmap")
 
-    g.note(f"## 3. Masked refine\nRe-noise each candidate to start_step (t0) and re-denoise only "
-           f"inside its mask, k = 2 times with new noise, up to end_step. Output: N x k latents, "
-           f"candidate-major.\n\nt0 = {start_step} of {steps}: {why_t0}", (x[3], -240), (360, 200))
-    ref = g.node("LoTTSMaskedRefine", (x[3], 0), {"seed": 100, "refinements": 2, "steps": steps,
-                                                  "cfg": cfg, "sampler_name": sampler,
-                                                  "scheduler": scheduler, "start_step": start_step,
-                                                  "end_step": end_step})
+    note3 = g.note(f"## 3. Masked refine\nRe-noise each candidate to start_step (t0) and "
+                   f"re-denoise only inside its mask, k = 2 times with new noise, up to "
+                   f"end_step. Output: N x k latents, candidate-major.\n\nt0 = {start_step} of "
+                   f"{steps}: {why_t0}")
+    ref = g.node("LoTTSMaskedRefine", {"seed": 100, "refinements": 2, "steps": steps, "cfg": cfg,
+                                       "sampler_name": sampler, "scheduler": scheduler,
+                                       "start_step": start_step, "end_step": end_step})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (fan, "candidates", "candidates"),
                           (loc, "mask", "mask")):
         g.link(src, out, ref, inp)
 
-    g.note("## 4. Harmonize\nThe last steps on the whole image, without the mask, so the "
-           "re-sampled regions blend with the rest.", (x[4], -180), (360, 130))
-    harm = g.node("LoTTSHarmonize", (x[4], 0), {"seed": 200, "steps": steps, "cfg": cfg,
-                                                "sampler_name": sampler, "scheduler": scheduler,
-                                                "start_step": end_step, "add_noise": False})
+    note4 = g.note("## 4. Harmonize\nThe last steps on the whole image, without the mask, so "
+                   "the re-sampled regions blend with the rest. Image Batch then joins the "
+                   "N x k refinements and the N candidates for the verifier.")
+    harm = g.node("LoTTSHarmonize", {"seed": 200, "steps": steps, "cfg": cfg,
+                                     "sampler_name": sampler, "scheduler": scheduler,
+                                     "start_step": end_step, "add_noise": False})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
                           (neg, "CONDITIONING", "negative"), (ref, "refined", "latent")):
         g.link(src, out, harm, inp)
-    decode_r = g.node("VAEDecode", (x[4], 400), title="Decode refined")
-    g.link(harm, "latent", decode_r, "samples")
-    g.link(ckpt_node, "VAE", decode_r, "vae")
-    save = g.node("SaveImage", (x[4], 520), {"filename_prefix": "LoTTS/refined"})
-    g.link(decode_r, "IMAGE", save, "images")
+    decode_r = _decode(g, harm, "latent", ckpt_node, "Decode refined")
+    joined = g.node("ImageBatch", title="Refinements + candidates")
+    g.link(decode_r, "IMAGE", joined, "image1")
+    g.link(decode_c, "IMAGE", joined, "image2")
+
+    note5 = g.note("## 5. Verifier pick\nScores every sample against the prompt -- the "
+                   "refinements and the unrefined candidates compete -- and saves the best; "
+                   "the preview shows them all, best first, and the node their scores.\n\n"
+                   + VERIFIER_NOTE)
+    ver = _verifier_loader(g)
+    pick = g.node("LoTTSVerifierPick", {"top_k": 1})
+    g.link(ver, "LOTTS_VERIFIER", pick, "verifier")
+    g.link(joined, "IMAGE", pick, "images")
+    g.link(prompt, "STRING", pick, "prompt")
+    save = g.node("SaveImage", {"filename_prefix": "LoTTS/best"}, title="Save the best")
+    g.link(pick, "best", save, "images")
+    ranked = g.node("PreviewImage", title="Every sample, best first")
+    g.link(pick, "ranked", ranked, "images")
+
+    g.layout([loaders, [fan, decode_c], [loc, preview], [ref], [harm, decode_r, joined],
+              [ver, pick, save, ranked]],
+             header=[intro, note1, note2, note3, note4, note5])
     return g.to_json()
-
-
-def _verifier(g, pos):
-    g.note("Verifier weights: put ImageReward.pt (+ med_config.json, vocab.txt) in "
-           "models/lotts_verifiers/ImageReward/ -- see the README, 'Verifiers'.",
-           (pos[0], pos[1] - 150), (340, 120))
-    return g.node("LoTTSVerifierLoader", pos, {"verifier": "ImageReward",
-                                               "weights": "ImageReward/ImageReward.pt",
-                                               "precision": "auto"})
 
 
 def _lotts_sampler(g, loaders, ver, steps, cfg, sampler, scheduler, start_step, end_step):
     """A LoTTS Sampler wired to the loaders and the verifier."""
     ckpt_node, prompt, pos, neg, latent = loaders
-    lotts = g.node("LoTTSSampler", (420, 0), {
+    lotts = g.node("LoTTSSampler", {
         "seed": 0, "candidates": 4, "refinements": 2, "depth": 1, "steps": steps, "cfg": cfg,
         "sampler_name": sampler, "scheduler": scheduler, "start_step": start_step,
         "harmonize_steps": steps - end_step, "mask_ratio": 0.5, "prior_weight": 0.5})
@@ -231,55 +426,56 @@ def _lotts_sampler(g, loaders, ver, steps, cfg, sampler, scheduler, start_step, 
     return lotts
 
 
-def one_node(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
+def one_node(info, ckpt, width, height, steps, cfg, start_step, end_step, title,
              sampler="euler", scheduler="normal", latent_node="EmptyLatentImage", guidance=None,
              negative="blurry, lowres, deformed", why_t0=""):
     """LoTTS Sampler in place of a KSampler: loaders -> LoTTSSampler -> save best."""
-    g = Graph(schemas)
-    g.note(f"# {title}\n\nLoTTS Sampler runs the whole pipeline: N candidates, defect "
-           "localization, k masked refinements each, harmonization, and a verifier pick over "
-           "every sample (the unrefined candidates compete too). Its report lists the NFE "
-           f"each stage spent.\n\nt0 = start_step = {start_step} of {steps}: {why_t0}",
-           (0, -300), (420, 240))
-    ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
-                                                   guidance, negative)
-    ver = _verifier(g, (420, 700))
-    lotts = _lotts_sampler(g, (ckpt_node, prompt, pos, neg, latent), ver, steps, cfg, sampler,
-                           scheduler, start_step, end_step)
-    save = g.node("SaveImage", (880, 0), {"filename_prefix": "LoTTS/best"})
+    g = Graph(info)
+    intro = g.note(f"# {title}\n\nLoTTS Sampler runs the whole pipeline: N candidates, defect "
+                   "localization, k masked refinements each, harmonization, and a verifier pick "
+                   "over every sample (the unrefined candidates compete too). Its report lists "
+                   f"the NFE each stage spent.\n\nt0 = start_step = {start_step} of {steps}: "
+                   f"{why_t0}", width=420)
+    loaders, column = _loaders(g, ckpt, width, height, latent_node, guidance, negative)
+    ver_note = g.note(VERIFIER_NOTE)
+    ver = _verifier_loader(g)
+    lotts = _lotts_sampler(g, loaders, ver, steps, cfg, sampler, scheduler, start_step, end_step)
+    save = g.node("SaveImage", {"filename_prefix": "LoTTS/best"})
     g.link(lotts, "image", save, "images")
-    every = g.node("PreviewImage", (880, 380), title="Every sample, best first")
+    every = g.node("PreviewImage", title="Every sample, best first")
     g.link(lotts, "all_images", every, "images")
+    g.layout([column + [ver_note, ver], [lotts], [save, every]], header=[intro, None, None])
     return g.to_json()
 
 
-def versus_best_of_n(schemas, ckpt, width, height, steps, cfg, start_step, end_step, title,
+def versus_best_of_n(info, ckpt, width, height, steps, cfg, start_step, end_step, title,
                      sampler="euler", scheduler="normal", latent_node="EmptyLatentImage",
                      guidance=None, negative="blurry, lowres, deformed", why_t0=""):
     """LoTTS and Best-of-N side by side at equal NFE (the report sets Best-of-N's M)."""
-    g = Graph(schemas)
-    g.note(f"# {title}\n\nTop: LoTTS Sampler. Bottom: Best-of-N with the same verifier, its "
-           "sample count M set from LoTTS's report (match_budget) so both spend the same "
-           "number of denoiser evaluations (NFE). Compare the two pictures and the scores on "
-           "the nodes.", (0, -300), (420, 220))
-    ckpt_node, prompt, pos, neg, latent = _loaders(g, ckpt, width, height, latent_node,
-                                                   guidance, negative)
-    ver = _verifier(g, (420, 1100))
-    lotts = _lotts_sampler(g, (ckpt_node, prompt, pos, neg, latent), ver, steps, cfg, sampler,
-                           scheduler, start_step, end_step)
-    bon = g.node("LoTTSBestOfN", (420, 560), {
-        "seed": 1000, "steps": steps, "cfg": cfg, "sampler_name": sampler,
-        "scheduler": scheduler, "samples": 8})
+    g = Graph(info)
+    intro = g.note(f"# {title}\n\nLeft: LoTTS Sampler. Right: Best-of-N with the same "
+                   "verifier, its sample count M set from LoTTS's report (match_budget) so both "
+                   "spend the same number of denoiser evaluations (NFE). Compare the two "
+                   "pictures and the scores on the nodes.", width=420)
+    loaders, column = _loaders(g, ckpt, width, height, latent_node, guidance, negative)
+    ckpt_node, prompt, pos, neg, latent = loaders
+    ver_note = g.note(VERIFIER_NOTE)
+    ver = _verifier_loader(g)
+    lotts = _lotts_sampler(g, loaders, ver, steps, cfg, sampler, scheduler, start_step, end_step)
+    bon = g.node("LoTTSBestOfN", {"seed": 1000, "steps": steps, "cfg": cfg,
+                                  "sampler_name": sampler, "scheduler": scheduler, "samples": 8})
     for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "VAE", "vae"),
                           (pos, "CONDITIONING", "positive"), (neg, "CONDITIONING", "negative"),
                           (prompt, "STRING", "prompt"), (ver, "LOTTS_VERIFIER", "verifier"),
                           (latent, "LATENT", "latent_image"), (lotts, "report", "match_budget")):
         g.link(src, out, bon, inp)
-    save_l = g.node("SaveImage", (880, 0), {"filename_prefix": "LoTTS/lotts_best"}, title="LoTTS best")
+    save_l = g.node("SaveImage", {"filename_prefix": "LoTTS/lotts_best"}, title="LoTTS best")
     g.link(lotts, "image", save_l, "images")
-    save_b = g.node("SaveImage", (880, 560), {"filename_prefix": "LoTTS/best_of_n_best"},
+    save_b = g.node("SaveImage", {"filename_prefix": "LoTTS/best_of_n_best"},
                     title="Best-of-N best")
     g.link(bon, "best", save_b, "images")
+    g.layout([column + [ver_note, ver], [lotts], [bon], [save_l, save_b]],
+             header=[intro, None, None, None])
     return g.to_json()
 
 
@@ -288,7 +484,7 @@ def versus_best_of_n(schemas, ckpt, width, height, steps, cfg, start_step, end_s
 # keep the unmasked context coherent. We keep those fractions of the schedule.
 WORKFLOWS = {
     "lotts_sd15.json": dict(
-        ckpt="v1-5-pruned-emaonly.safetensors", width=512, height=512, steps=30, cfg=7.5,
+        ckpt="v1-5-pruned-emaonly-fp16.safetensors", width=512, height=512, steps=30, cfg=7.5,
         start_step=15, end_step=27, title="LoTTS on SD1.5",
         why_t0="half-way, the paper's SD2.1 choice (25 of 50)."),
     "lotts_sdxl.json": dict(
@@ -323,10 +519,10 @@ VARIANTS = {
 }
 
 
-def build_all(schemas):
-    out = {name: lotts_pipeline(schemas, **kw) for name, kw in WORKFLOWS.items()}
+def build_all(info):
+    out = {name: lotts_pipeline(info, **kw) for name, kw in WORKFLOWS.items()}
     for name, (build, family, title) in VARIANTS.items():
-        out[name] = build(schemas, **{**WORKFLOWS[family], "title": title})
+        out[name] = build(info, **{**WORKFLOWS[family], "title": title})
     return out
 
 

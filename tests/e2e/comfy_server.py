@@ -52,14 +52,16 @@ def log_tail(path: str, lines: int = 60) -> str:
 
 # --------------------------------------------------------------------------- probing
 _PROBE = r"""
-import importlib.util, json, sys
+import importlib.metadata, importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
 import torch
 from comfy.cli_args import args
 args.cpu = True
 import comfy.model_management
-print(json.dumps({"torch": torch.__version__,
-                  "frontend": importlib.util.find_spec("comfyui_frontend_package") is not None}))
+frontend = importlib.util.find_spec("comfyui_frontend_package") is not None
+print(json.dumps({"torch": torch.__version__, "frontend": frontend,
+                  "frontend_version": importlib.metadata.version("comfyui-frontend-package")
+                  if frontend else None}))
 """
 
 
@@ -154,10 +156,14 @@ def _die_with_parent() -> None:
 
 
 class ComfyServer:
-    """One ``main.py`` process on a free loopback port."""
+    """One ``main.py`` process on a free loopback port.
 
-    def __init__(self, comfy_path: str, python: str, base_dir: str, frontend: bool = True,
-                 extra_args: list[str] | None = None):
+    ``frontend``: True serves the frontend package installed in ComfyUI's python, a path
+    serves that frontend folder (``--front-end-root``), False a blank page.
+    """
+
+    def __init__(self, comfy_path: str, python: str, base_dir: str,
+                 frontend: bool | str = True, extra_args: list[str] | None = None):
         self.comfy_path = comfy_path
         self.python = python
         self.base_dir = base_dir
@@ -174,6 +180,8 @@ class ComfyServer:
             with open(os.path.join(fe, "index.html"), "w") as f:
                 f.write("<!doctype html><title>no frontend (e2e tests)</title>\n")
             self.cmd += ["--front-end-root", fe]
+        elif isinstance(frontend, str):
+            self.cmd += ["--front-end-root", frontend]
         self.cmd += list(extra_args or [])
 
     def start(self, timeout: float = 90) -> "ComfyServer":

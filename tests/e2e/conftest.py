@@ -16,6 +16,9 @@ Fixtures (session-scoped unless noted):
 * ``comfy``       a ComfyClient (comfy_server.py) for a server started on a free loopback
                   port with a private --base-directory; stopped at session end. Its log is
                   attached to every failing test that used it.
+* ``comfy_newest_frontend``  the same, serving the newest frontend (frontends.py).
+* ``ui_comfy``    (function scope, parametrized) one of the two, once per frontend.
+* ``browser_tools``  (chromium, node, playwright-core folder) for browser_driver.run().
 * ``pack_node_ids``  the pack's node ids, from loading the repo through
                   ComfyUI's own custom-node loader in a subprocess (ComfyUI's python).
 
@@ -37,8 +40,10 @@ for _p in (TESTS_DIR, HERE):
     if _p not in sys.path:
         sys.path.append(_p)
 
+import browser_driver  # noqa: E402
 import comfy_host  # noqa: E402
 import comfy_server  # noqa: E402
+import frontends  # noqa: E402
 
 _failed = {"n": 0}
 
@@ -49,10 +54,10 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.failed:
         _failed["n"] += 1
-        client = getattr(item, "funcargs", {}).get("comfy")
-        if client is not None:
-            rep.sections.append((f"ComfyUI server log tail ({client.log_path})",
-                                 client.log_tail(80)))
+        for client in getattr(item, "funcargs", {}).values():
+            if isinstance(client, comfy_server.ComfyClient):
+                rep.sections.append((f"ComfyUI server log tail ({client.log_path})",
+                                     client.log_tail(80)))
 
 
 @pytest.fixture(scope="session")
@@ -84,11 +89,11 @@ def tiny_ckpt(comfy_env):
         pytest.fail(str(e), pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def comfy(comfy_env, tiny_ckpt):
-    path, python, info = comfy_env
+def _serve(comfy_env, tiny_ckpt, frontend):
+    """A ComfyClient on a fresh server (see ComfyServer for ``frontend``), stopped after."""
+    path, python, _ = comfy_env
     base = comfy_server.make_base_dir(tiny_ckpt)
-    srv = comfy_server.ComfyServer(path, python, base, frontend=info["frontend"])
+    srv = comfy_server.ComfyServer(path, python, base, frontend=frontend)
     try:
         srv.start(timeout=float(os.environ.get("LOTTS_E2E_START_TIMEOUT", "90")))
     except RuntimeError as e:
@@ -102,6 +107,57 @@ def comfy(comfy_env, tiny_ckpt):
             sys.stderr.write(f"\n[e2e] ComfyUI base directory kept: {base}\n")
         else:
             comfy_server.remove_base_dir(base)
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_env, tiny_ckpt):
+    """The server with ComfyUI's own (pinned) frontend package, if installed."""
+    yield from _serve(comfy_env, tiny_ckpt, comfy_env[2]["frontend"])
+
+
+@pytest.fixture(scope="session")
+def comfy_newest_frontend(comfy_env, tiny_ckpt):
+    """A second server that serves frontend frontends.NEWEST (skips if it is not installed)."""
+    static, reason = frontends.newest_static_dir()
+    if static is None:
+        pytest.skip(reason)
+    yield from _serve(comfy_env, tiny_ckpt, static)
+
+
+def _ui_client(request, kind):
+    if kind == "pinned":
+        info = request.getfixturevalue("comfy_env")[2]
+        if not info["frontend"]:
+            pytest.skip("comfyui-frontend-package is not installed in ComfyUI's python")
+        client = request.getfixturevalue("comfy")
+        client.frontend_version = info.get("frontend_version")
+    else:
+        client = request.getfixturevalue("comfy_newest_frontend")
+        client.frontend_version = frontends.installed_version(frontends.newest_static_dir()[0])
+    client.frontend = kind
+    return client
+
+
+@pytest.fixture(params=frontends.KINDS, ids=[frontends.IDS[k] for k in frontends.KINDS])
+def ui_comfy(request):
+    """The server for a browser test, once per frontend (frontends.py): a ComfyClient
+    with ``frontend`` ("pinned" / "newest") and ``frontend_version`` set."""
+    return _ui_client(request, request.param)
+
+
+@pytest.fixture
+def ui_comfy_pinned(request):
+    """ui_comfy for the pinned frontend only."""
+    return _ui_client(request, "pinned")
+
+
+@pytest.fixture(scope="session")
+def browser_tools():
+    """(chromium, node, node_modules folder holding playwright-core), or a one-line skip."""
+    tools, reason = browser_driver.find_tools()
+    if tools is None:
+        pytest.skip(reason)
+    return tools
 
 
 @pytest.fixture(scope="session")

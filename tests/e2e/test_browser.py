@@ -13,13 +13,12 @@ N=2 candidates, k=2 refinements) is loaded into the page through the frontend
   one, gives no widget and no error;
 * the extension logs no console error and raises no page error in any phase.
 
-A screenshot is saved to the test's tmp dir (and, with LOTTS_UPDATE_SCREENSHOT=1, to
-docs/images/lotts_ui_tiny_checkpoint.png, the README's picture).
+Runs once per frontend (frontends.py: the pinned one and the newest). A screenshot is
+saved to the test's tmp dir (and, with LOTTS_UPDATE_SCREENSHOT=1, from the pinned frontend
+to js/docs/images/lotts_ui_tiny_checkpoint.png, the README's picture).
 
-Needs: ComfyUI + its python (see conftest.py), the frontend package, Chromium
-(``LOTTS_CHROMIUM`` or ``chromium`` on PATH), node and playwright-core (``LOTTS_NODE_MODULES``,
-a folder holding ``playwright-core``; else NODE_PATH or tests/e2e/browser/node_modules).
-Skips with a one-line reason when one is absent.
+Needs: ComfyUI + its python (see conftest.py), the frontend package(s), Chromium, node and
+playwright-core (browser_driver.py). Skips with a one-line reason when one is absent.
 """
 
 from __future__ import annotations
@@ -27,71 +26,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 
-import pytest
+import browser_driver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-DRIVER = os.path.join(HERE, "browser", "drive.mjs")
-SCREENSHOT = os.path.join(REPO_ROOT, "docs", "images", "lotts_ui_tiny_checkpoint.png")
+SCREENSHOT = os.path.join(REPO_ROOT, "js", "docs", "images", "lotts_ui_tiny_checkpoint.png")
 N, K = 2, 2
 PROMPT = "a photo of a red cat on a house"
-EXTENSION_FILES = ("lotts.js", "lotts_logic.js", "comfyui_lotts")
 
 
-def _chromium() -> str | None:
-    for c in (os.environ.get("LOTTS_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if c and shutil.which(c):
-            return shutil.which(c)
-    return None
-
-
-def _node_modules(node: str) -> str | None:
-    """A folder that holds playwright-core (what the driver's require() will search)."""
-    cands = [os.environ.get("LOTTS_NODE_MODULES"), os.path.join(HERE, "browser", "node_modules")]
-    cands += os.environ.get("NODE_PATH", "").split(os.pathsep)
-    for c in filter(None, cands):
-        if os.path.isfile(os.path.join(c, "playwright-core", "package.json")):
-            return c
-    try:  # globally installed?
-        r = subprocess.run([node, "-p", "require.resolve('playwright-core/package.json')"],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode == 0:
-            return os.path.dirname(os.path.dirname(r.stdout.strip()))
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser_tools():
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium (apt-get install chromium, or set LOTTS_CHROMIUM)")
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("no node on PATH (needed to drive Chromium with playwright-core)")
-    mods = _node_modules(node)
-    if mods is None:
-        pytest.skip("playwright-core not found (npm install playwright-core; set LOTTS_NODE_MODULES "
-                    "to its node_modules folder)")
-    return chromium, node, mods
-
-
-@pytest.fixture(scope="module")
-def verifier_weights(comfy, comfy_env):
-    """Tiny random ImageReward weights in the server's models/lotts_verifiers/ (the names the
-    loader lists are re-read from disk on every prompt)."""
-    _, python, _ = comfy_env
-    folder = os.path.join(comfy.base_dir, "models", "lotts_verifiers", "ImageReward")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import verifier_fixtures as vf; "
-            "vf.make_imagereward(sys.argv[2])")
-    r = subprocess.run([python, "-c", code, os.path.join(REPO_ROOT, "tests", "core"), folder],
-                       capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        pytest.fail("building the tiny verifier failed:\n" + r.stderr[-3000:], pytrace=False)
-    return "ImageReward/ImageReward.pt"
+# make_base_dir puts tiny random ImageReward weights here on every e2e server.
+VERIFIER_WEIGHTS = "ImageReward/ImageReward.pt"
 
 
 def lotts_workflow(ckpt: str, weights: str) -> dict:
@@ -132,44 +78,23 @@ def lotts_workflow(ckpt: str, weights: str) -> dict:
     }
 
 
-def _extension_errors(res: dict) -> list[str]:
-    bad = []
-    for m in res.get("console", []):
-        if m["type"] == "error" and any(f in (m["url"] + m["text"]) for f in EXTENSION_FILES):
-            bad.append(f"[{m['phase']}] console.error {m['url']}: {m['text']}")
-    for e in res.get("pageerrors", []):  # uncaught exceptions whose stack is in our files
-        if any(f in e["text"] for f in EXTENSION_FILES):
-            bad.append(f"[{e['phase']}] page error: {e['text']}")
-    return bad
-
-
 def _by_type(state: dict, node_type: str) -> dict:
     found = [v for v in state.values() if v["type"] == node_type]
     assert found, f"no {node_type} node in the page: {state}"
     return found[0]
 
 
-def test_views_in_real_browser(comfy, comfy_env, tiny_ckpt_name, browser_tools, verifier_weights,
-                               tmp_path):
-    chromium, node, mods = browser_tools
-    workflow = lotts_workflow(tiny_ckpt_name, verifier_weights)
+def test_views_in_real_browser(ui_comfy, tiny_ckpt_name, browser_tools, tmp_path):
+    workflow = lotts_workflow(tiny_ckpt_name, VERIFIER_WEIGHTS)
     shot = str(tmp_path / "lotts_ui_tiny_checkpoint.png")
-    cfg = {"url": comfy.url, "workflow": workflow, "chromium": chromium,
-           "timeout_s": float(os.environ.get("LOTTS_E2E_WORKFLOW_TIMEOUT", "600")),
-           "screenshots": [shot]}
-    cfg_path = tmp_path / "drive.json"
-    cfg_path.write_text(json.dumps(cfg))
-    env = dict(os.environ, NODE_PATH=mods)
-    r = subprocess.run([node, DRIVER, str(cfg_path)], capture_output=True, text=True,
-                       timeout=cfg["timeout_s"] + 300, env=env, cwd=str(tmp_path))
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("LOTTS_BROWSER_JSON ")), None)
-    assert line, f"browser driver failed (rc {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    res = json.loads(line[len("LOTTS_BROWSER_JSON "):])
-    (tmp_path / "browser_result.json").write_text(json.dumps(res, indent=1))
+    timeout = float(os.environ.get("LOTTS_E2E_WORKFLOW_TIMEOUT", "600"))
+    cfg = {"url": ui_comfy.url, "workflow": workflow, "timeout_s": timeout, "screenshots": [shot]}
+    res = browser_driver.run(browser_tools, "drive.mjs", cfg, tmp_path, timeout=timeout + 300)
+    print(f"frontend {res.get('frontendVersion')} ({ui_comfy.frontend})")
     noise = [m for m in res["console"] if m["type"] in ("error", "warning")]
-    print(f"browser result: {tmp_path / 'browser_result.json'}; console errors/warnings seen: "
+    print(f"browser result: {tmp_path / 'drive.mjs.result.json'}; console errors/warnings seen: "
           + json.dumps(noise, indent=1)[:4000])
-    assert not res.get("fatal"), f"driver stopped at {res['steps'][-1:]}: {res['fatal']}\n{r.stderr[-2000:]}"
+    assert not res.get("fatal"), f"driver stopped at {res['steps'][-1:]}: {res['fatal']}\n{res['stderr']}"
     assert not res.get("runError"), f"the workflow failed: {res['runError']}"
 
     # Never run: no widgets.
@@ -192,7 +117,7 @@ def test_views_in_real_browser(comfy, comfy_env, tiny_ckpt_name, browser_tools, 
     assert c["opacityChangesPixels"] and c["modeAfterToggle"] == "heatmap", c
 
     assert os.path.isfile(shot) and os.path.getsize(shot) > 10_000
-    if os.environ.get("LOTTS_UPDATE_SCREENSHOT"):  # refresh the README's picture on request only
+    if os.environ.get("LOTTS_UPDATE_SCREENSHOT") and ui_comfy.frontend == "pinned":  # refresh the README's picture on request only
         os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
 
@@ -210,5 +135,5 @@ def test_views_in_real_browser(comfy, comfy_env, tiny_ckpt_name, browser_tools, 
     assert not any(v["viewer"] or v["scores"] for v in res["noPayload"].values()), res["noPayload"]
     assert res["emptyExecuted"] == {"errs": [], "widgets": 0}, res["emptyExecuted"]
 
-    errors = _extension_errors(res)
+    errors = browser_driver.extension_errors(res)
     assert not errors, "errors from the extension:\n" + "\n".join(errors)

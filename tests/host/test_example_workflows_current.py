@@ -28,3 +28,41 @@ def test_example_workflows_match_the_generator():
             assert json.load(f) == json.loads(json.dumps(workflow)), \
                 f"{name} is stale: run scripts/make_example_workflows.py"
         assert os.path.isfile(os.path.join(gen.OUT_DIR, name[:-5] + ".jpg")), f"{name}: no thumbnail"
+
+
+def _upstream(wf, node_id, input_name):
+    """The node feeding ``input_name`` of node ``node_id`` (None if unlinked)."""
+    node = next(n for n in wf["nodes"] if n["id"] == node_id)
+    link = next((i["link"] for i in node["inputs"] if i["name"] == input_name), None)
+    origin = next((lk[1] for lk in wf["links"] if lk[0] == link), None)
+    return next((n for n in wf["nodes"] if n["id"] == origin), None)
+
+
+def _downstream(wf, node, output_name):
+    out = next(o for o in node["outputs"] if o["name"] == output_name)
+    targets = {lk[3] for lk in wf["links"] if lk[0] in out["links"]}
+    return [n for n in wf["nodes"] if n["id"] in targets]
+
+
+def test_staged_workflows_end_with_the_verifier_pick():
+    """Every stage of the method is in each staged workflow: the verifier scores the
+    refinements (fan-out -> ... -> harmonize, decoded) and the unrefined candidates
+    together (Image Batch), the winner is saved and the ranking previewed."""
+    gen = load_generator()
+    staged = [name for name in gen.WORKFLOWS]
+    assert staged
+    for name in staged:
+        with open(os.path.join(gen.OUT_DIR, name)) as f:
+            wf = json.load(f)
+        picks = [n for n in wf["nodes"] if n["type"] == "LoTTSVerifierPick"]
+        assert len(picks) == 1, f"{name}: {len(picks)} Verifier Pick nodes"
+        pick = picks[0]
+        assert _upstream(wf, pick["id"], "verifier")["type"] == "LoTTSVerifierLoader", name
+        assert _upstream(wf, pick["id"], "prompt")["type"] == "PrimitiveStringMultiline", name
+        joined = _upstream(wf, pick["id"], "images")
+        assert joined["type"] == "ImageBatch", name
+        refined = _upstream(wf, _upstream(wf, joined["id"], "image1")["id"], "samples")
+        candidates = _upstream(wf, _upstream(wf, joined["id"], "image2")["id"], "samples")
+        assert (refined["type"], candidates["type"]) == ("LoTTSHarmonize", "LoTTSSeedFanOut"), name
+        assert [n["type"] for n in _downstream(wf, pick, "best")] == ["SaveImage"], name
+        assert [n["type"] for n in _downstream(wf, pick, "ranked")] == ["PreviewImage"], name

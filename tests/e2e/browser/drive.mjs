@@ -1,20 +1,15 @@
 // Drives the real ComfyUI frontend in headless Chromium for tests/e2e/test_browser.py.
 //
 //   node drive.mjs <config.json>
-// config: {url, workflow (API prompt), chromium, out_dir, timeout_s, screenshots: [paths]}
-// Prints one line "LOTTS_BROWSER_JSON {...}" with what it saw; the Python test asserts.
-// Needs playwright-core (resolved from NODE_PATH / the cwd's node_modules).
-import fs from "node:fs";
-import { createRequire } from "node:module";
+// config: {url, workflow (API prompt), chromium, timeout_s, screenshots: [paths]}
+// Prints one line "LOTTS_BROWSER_JSON {...}" with what it saw (comfy_page.mjs); the Python
+// test asserts.
+import { loadWorkflow, newResult, openComfy, readConfig, runDriver, waitForApp } from "./comfy_page.mjs";
 
-// Resolved next to this file (tests/e2e/browser/node_modules) or through NODE_PATH.
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
-
-const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const cfg = readConfig();
 const TIMEOUT = (cfg.timeout_s ?? 600) * 1000;
-const result = { steps: [], console: [], pageerrors: [] };
-const step = (s) => { result.steps.push(s); process.stderr.write(`[drive] ${s}\n`); };
+const result = newResult();
+const step = result.step;
 
 const VIEW_STATE = () => {
   const app = window.comfyAPI.app.app;
@@ -39,173 +34,131 @@ const VIEW_STATE = () => {
   return out;
 };
 
-async function waitForApp(page) {
-  await page.waitForFunction(() => {
-    const app = window.comfyAPI?.app?.app;
-    return app?.graph && app.extensions?.some?.((e) => e.name === "LoTTS.NodeViews")
-      && window.LiteGraph?.registered_node_types?.LoTTSDefectLocalizer;
-  }, null, { timeout: 120000, polling: 250 });
-}
+runDriver(cfg, result, async (browser) => {
+  step("load");
+  const page = await openComfy(browser, cfg, result);
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: cfg.chromium,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--no-first-run", "--disable-dev-shm-usage"],
+  step("workflow");
+  await page.evaluate(async (wf) => {
+    const { app } = window.comfyAPI.app;
+    await app.loadApiJson(wf, "lotts_ui_e2e.json");
+  }, cfg.workflow);
+  result.beforeRun = await page.evaluate(VIEW_STATE);
+
+  step("run");
+  await page.evaluate(() => {
+    const { api } = window.comfyAPI.api;
+    window.__lotts = { done: false, error: null };
+    api.addEventListener("execution_success", () => { window.__lotts.done = true; });
+    api.addEventListener("execution_error", ({ detail }) => {
+      window.__lotts.done = true;
+      window.__lotts.error = `${detail.node_type}: ${detail.exception_message}`;
+    });
+    return window.comfyAPI.app.app.queuePrompt(0, 1);
   });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-    page.setDefaultTimeout(120000);
-    page.on("console", (m) => result.console.push({ phase: result.steps.at(-1), type: m.type(),
-                                                    text: m.text(), url: m.location()?.url ?? "" }));
-    page.on("pageerror", (e) => result.pageerrors.push({ phase: result.steps.at(-1),
-                                                         text: String(e?.stack ?? e) }));
+  await page.waitForFunction(() => window.__lotts.done, null, { timeout: TIMEOUT, polling: 500 });
+  result.runError = await page.evaluate(() => window.__lotts.error);
+  await page.waitForFunction(() => {
+    const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
+      .filter((w) => w.name === "lotts_viewer");
+    return ws.length && ws.every((w) => w.element.dataset.ready === "1");
+  }, null, { timeout: 60000 }).catch(() => {});
+  result.afterRun = await page.evaluate(VIEW_STATE);
 
-    step("load");
-    // A fresh user: skip the first-run template browser (it would cover the canvas).
-    for (const [k, v] of [["Comfy.TutorialCompleted", true], ["Comfy.Minimap.Visible", false]]) {
-      await page.request.post(`${cfg.url}/api/settings/${k}`, { data: v });
+  step("controls");
+  result.controls = await page.evaluate(async () => {
+    const app = window.comfyAPI.app.app;
+    const node = app.graph.nodes.find((n) => n.type === "LoTTSDefectLocalizer");
+    const v = node.widgets.find((w) => w.name === "lotts_viewer").element;
+    const [prev, toggle, next] = v.querySelectorAll("button");
+    const slider = v.querySelector("input[type=range]");
+    const canvas = v.querySelector("canvas");
+    const settle = async () => { for (let i = 0; i < 100 && v.dataset.ready !== "1"; i++) await new Promise((r) => setTimeout(r, 50)); await new Promise((r) => setTimeout(r, 300)); };
+    const px = () => [...canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data];
+    const diff = (a, b) => a.reduce((s, x, i) => s + Math.abs(x - b[i]), 0);
+    const out = { start: +v.dataset.index };
+    next.click(); await settle(); out.afterNext = +v.dataset.index;
+    next.click(); await settle(); out.afterNext2 = +v.dataset.index;
+    prev.click(); await settle(); out.afterPrev = +v.dataset.index;
+    slider.value = "0"; slider.dispatchEvent(new Event("input")); const p0 = px();
+    slider.value = "100"; slider.dispatchEvent(new Event("input")); const p100 = px();
+    out.opacityChangesPixels = diff(p0, p100) > 0;
+    toggle.click(); await settle(); out.modeAfterToggle = v.dataset.mode;
+    out.heatmapDiffersFromMask = diff(px(), p100) > 0;
+    slider.value = "60"; slider.dispatchEvent(new Event("input"));
+    out.canvas = [canvas.width, canvas.height];
+    return out;
+  });
+
+  step("screenshot");
+  await page.evaluate(() => {
+    // Lay the nodes with views out side by side, at scale 1, for the screenshot.
+    const app = window.comfyAPI.app.app;
+    const order = ["LoTTSDefectLocalizer", "LoTTSVerifierPick", "LoTTSSampler"];
+    let x = 20;
+    for (const t of order) {
+      const n = app.graph.nodes.find((m) => m.type === t);
+      if (!n) continue;
+      n.pos = [x, 20];
+      x += n.size[0] + 40;
     }
-    await page.goto(cfg.url, { waitUntil: "domcontentloaded" });
-    await waitForApp(page);
-
-    step("workflow");
-    await page.evaluate(async (wf) => {
-      const { app } = window.comfyAPI.app;
-      await app.loadApiJson(wf, "lotts_ui_e2e.json");
-    }, cfg.workflow);
-    result.beforeRun = await page.evaluate(VIEW_STATE);
-
-    step("run");
-    await page.evaluate(() => {
-      const { api } = window.comfyAPI.api;
-      window.__lotts = { done: false, error: null };
-      api.addEventListener("execution_success", () => { window.__lotts.done = true; });
-      api.addEventListener("execution_error", ({ detail }) => {
-        window.__lotts.done = true;
-        window.__lotts.error = `${detail.node_type}: ${detail.exception_message}`;
-      });
-      return window.comfyAPI.app.app.queuePrompt(0, 1);
-    });
-    await page.waitForFunction(() => window.__lotts.done, null, { timeout: TIMEOUT, polling: 500 });
-    result.runError = await page.evaluate(() => window.__lotts.error);
-    await page.waitForFunction(() => {
-      const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
-        .filter((w) => w.name === "lotts_viewer");
-      return ws.length && ws.every((w) => w.element.dataset.ready === "1");
-    }, null, { timeout: 60000 }).catch(() => {});
-    result.afterRun = await page.evaluate(VIEW_STATE);
-
-    step("controls");
-    result.controls = await page.evaluate(async () => {
-      const app = window.comfyAPI.app.app;
-      const node = app.graph.nodes.find((n) => n.type === "LoTTSDefectLocalizer");
-      const v = node.widgets.find((w) => w.name === "lotts_viewer").element;
-      const [prev, toggle, next] = v.querySelectorAll("button");
-      const slider = v.querySelector("input[type=range]");
-      const canvas = v.querySelector("canvas");
-      const settle = async () => { for (let i = 0; i < 100 && v.dataset.ready !== "1"; i++) await new Promise((r) => setTimeout(r, 50)); await new Promise((r) => setTimeout(r, 300)); };
-      const px = () => [...canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data];
-      const diff = (a, b) => a.reduce((s, x, i) => s + Math.abs(x - b[i]), 0);
-      const out = { start: +v.dataset.index };
-      next.click(); await settle(); out.afterNext = +v.dataset.index;
-      next.click(); await settle(); out.afterNext2 = +v.dataset.index;
-      prev.click(); await settle(); out.afterPrev = +v.dataset.index;
-      slider.value = "0"; slider.dispatchEvent(new Event("input")); const p0 = px();
-      slider.value = "100"; slider.dispatchEvent(new Event("input")); const p100 = px();
-      out.opacityChangesPixels = diff(p0, p100) > 0;
-      toggle.click(); await settle(); out.modeAfterToggle = v.dataset.mode;
-      out.heatmapDiffersFromMask = diff(px(), p100) > 0;
-      slider.value = "60"; slider.dispatchEvent(new Event("input"));
-      out.canvas = [canvas.width, canvas.height];
-      return out;
-    });
-
-    step("screenshot");
-    await page.evaluate(() => {
-      // Lay the nodes with views out side by side, at scale 1, for the screenshot.
-      const app = window.comfyAPI.app.app;
-      const order = ["LoTTSDefectLocalizer", "LoTTSVerifierPick", "LoTTSSampler"];
-      let x = 20;
-      for (const t of order) {
-        const n = app.graph.nodes.find((m) => m.type === t);
-        if (!n) continue;
-        n.pos = [x, 20];
-        x += n.size[0] + 40;
-      }
-      let y = 40;
-      for (const n of app.graph.nodes) {
-        if (order.includes(n.type)) continue;
-        n.pos = [x + 40, y];  // the rest: a column to the right (mostly off screen)
-        y += n.size[1] + 40;
-      }
-      app.canvas.ds.scale = 0.8;  // above the frontend's low-quality threshold (0.6)
-      app.canvas.ds.offset = [30, 70];
-      app.graph.setDirtyCanvas(true, true);
-    });
-    await page.waitForTimeout(1500);
-    for (const p of cfg.screenshots ?? []) await page.screenshot({ path: p });
-
-    step("reload");
-    // A real click: the frontend's change tracker (on mouseup) sees the new node properties
-    // and persists the workflow, which it restores on reload.
-    await page.mouse.click(800, 950);
-    await page.waitForTimeout(500);
-    const saved = await page.evaluate(() => window.comfyAPI.app.app.graph.serialize());
-    await page.reload({ waitUntil: "domcontentloaded" });
-    await waitForApp(page);
-    await page.waitForFunction(() => {
-      const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
-        .filter((w) => w.name === "lotts_viewer");
-      return ws.length && ws.every((w) => w.element.dataset.ready === "1");
-    }, null, { timeout: 30000 }).catch(() => {});
-    result.afterReloadRestored = await page.evaluate(VIEW_STATE);  // the frontend's own restore
-
-    step("reload-workflow");
-    await page.evaluate(async (wf) => {
-      await window.comfyAPI.app.app.loadGraphData(wf, true, true, "lotts_ui_e2e_reloaded.json");
-    }, saved);
-    await page.waitForFunction(() => {
-      const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
-        .filter((w) => w.name === "lotts_viewer");
-      return ws.length && ws.every((w) => w.element.dataset.ready === "1");
-    }, null, { timeout: 60000 }).catch(() => {});
-    result.afterReload = await page.evaluate(VIEW_STATE);
-
-    step("no-payload");
-    // A node that never ran (older workflow): the saved payload stripped -> no widget, no error.
-    const stripped = JSON.parse(JSON.stringify(saved));
-    for (const n of stripped.nodes) {
-      for (const k of Object.keys(n.properties ?? {})) if (k.startsWith("lotts_")) delete n.properties[k];
+    let y = 40;
+    for (const n of app.graph.nodes) {
+      if (order.includes(n.type)) continue;
+      n.pos = [x + 40, y];  // the rest: a column to the right (mostly off screen)
+      y += n.size[1] + 40;
     }
-    await page.evaluate(async (wf) => {
-      await window.comfyAPI.app.app.loadGraphData(wf, true, true, "lotts_ui_e2e_stripped.json");
-    }, stripped);
-    await page.waitForTimeout(1000);
-    result.noPayload = await page.evaluate(VIEW_STATE);
-    result.emptyExecuted = await page.evaluate(() => {
-      // An executed message without LoTTS keys (older Python side): no widget, no throw.
-      const app = window.comfyAPI.app.app;
-      const errs = [];
-      for (const n of app.graph.nodes.filter((m) => m.type.startsWith("LoTTS"))) {
-        for (const msg of [{}, { text: ["x"] }, { lotts_scores: [] }, { lotts_candidates: [] }]) {
-          try { n.onExecuted?.(msg); } catch (e) { errs.push(`${n.type}: ${e}`); }
-        }
-      }
-      return { errs, widgets: app.graph.nodes.flatMap((n) => n.widgets ?? [])
-        .filter((w) => w.name.startsWith("lotts_")).length };
-    });
-    step("done");
-  } finally {
-    await browser.close();
+    app.canvas.ds.scale = 0.8;  // above the frontend's low-quality threshold (0.6)
+    app.canvas.ds.offset = [30, 70];
+    app.graph.setDirtyCanvas(true, true);
+  });
+  await page.waitForTimeout(1500);
+  for (const p of cfg.screenshots ?? []) await page.screenshot({ path: p });
+
+  step("reload");
+  // A real click: the frontend's change tracker (on mouseup) sees the new node properties
+  // and persists the workflow, which it restores on reload.
+  await page.mouse.click(800, 950);
+  await page.waitForTimeout(500);
+  const saved = await page.evaluate(() => window.comfyAPI.app.app.graph.serialize());
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await waitForApp(page);
+  await page.waitForFunction(() => {
+    const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
+      .filter((w) => w.name === "lotts_viewer");
+    return ws.length && ws.every((w) => w.element.dataset.ready === "1");
+  }, null, { timeout: 30000 }).catch(() => {});
+  result.afterReloadRestored = await page.evaluate(VIEW_STATE);  // the frontend's own restore
+
+  step("reload-workflow");
+  await loadWorkflow(page, saved, "lotts_ui_e2e_reloaded.json");
+  await page.waitForFunction(() => {
+    const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
+      .filter((w) => w.name === "lotts_viewer");
+    return ws.length && ws.every((w) => w.element.dataset.ready === "1");
+  }, null, { timeout: 60000 }).catch(() => {});
+  result.afterReload = await page.evaluate(VIEW_STATE);
+
+  step("no-payload");
+  // A node that never ran (older workflow): the saved payload stripped -> no widget, no error.
+  const stripped = JSON.parse(JSON.stringify(saved));
+  for (const n of stripped.nodes) {
+    for (const k of Object.keys(n.properties ?? {})) if (k.startsWith("lotts_")) delete n.properties[k];
   }
-}
-
-main().then(
-  () => { console.log("LOTTS_BROWSER_JSON " + JSON.stringify(result)); },
-  (e) => {
-    result.fatal = String(e?.stack ?? e);
-    console.log("LOTTS_BROWSER_JSON " + JSON.stringify(result));
-    process.exitCode = 1;
-  },
-);
+  await loadWorkflow(page, stripped, "lotts_ui_e2e_stripped.json");
+  await page.waitForTimeout(1000);
+  result.noPayload = await page.evaluate(VIEW_STATE);
+  result.emptyExecuted = await page.evaluate(() => {
+    // An executed message without LoTTS keys (older Python side): no widget, no throw.
+    const app = window.comfyAPI.app.app;
+    const errs = [];
+    for (const n of app.graph.nodes.filter((m) => m.type.startsWith("LoTTS"))) {
+      for (const msg of [{}, { text: ["x"] }, { lotts_scores: [] }, { lotts_candidates: [] }]) {
+        try { n.onExecuted?.(msg); } catch (e) { errs.push(`${n.type}: ${e}`); }
+      }
+    }
+    return { errs, widgets: app.graph.nodes.flatMap((n) => n.widgets ?? [])
+      .filter((w) => w.name.startsWith("lotts_")).length };
+  });
+  step("done");
+});

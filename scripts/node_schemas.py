@@ -1,0 +1,103 @@
+"""The node schemas exactly as ComfyUI's ``/object_info`` serves them, without a server.
+
+The generators (make_example_workflows.py, make_node_docs.py, make_locales.py) read nodes
+through this one function, so what they write is what the frontend sees: classic nodes
+are described the way server.py's ``node_info`` does it, V3 ``io.ComfyNode`` classes by
+their own ``GET_NODE_INFO_V1()`` (which server.py calls for them too).
+
+Run with ComfyUI's python (COMFYUI_PATH=<ComfyUI checkout>); ComfyUI's nodes and the pack
+are loaded in-process, the pack through ComfyUI's custom-node loader under the folder name
+``comfyui_lotts`` (tests/comfy_host.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def _node_info(nodes, name: str) -> dict:
+    cls = nodes.NODE_CLASS_MAPPINGS[name]
+    if hasattr(cls, "GET_NODE_INFO_V1"):
+        return cls.GET_NODE_INFO_V1()
+    inputs = cls.INPUT_TYPES()
+    info = {
+        "input": inputs,
+        "input_order": {k: list(v) for k, v in inputs.items()},
+        "output": list(cls.RETURN_TYPES),
+        "output_is_list": list(getattr(cls, "OUTPUT_IS_LIST", [False] * len(cls.RETURN_TYPES))),
+        "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
+        "name": name,
+        "display_name": nodes.NODE_DISPLAY_NAME_MAPPINGS.get(name, name),
+        "description": getattr(cls, "DESCRIPTION", ""),
+        "python_module": getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes"),
+        "category": getattr(cls, "CATEGORY", "sd"),
+        "output_node": getattr(cls, "OUTPUT_NODE", False) == True,  # noqa: E712 (as server.py)
+    }
+    if hasattr(cls, "OUTPUT_TOOLTIPS"):
+        info["output_tooltips"] = list(cls.OUTPUT_TOOLTIPS)
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def object_info() -> dict:
+    """{node id: node info} for ComfyUI's nodes and the pack's, as /object_info has them."""
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from comfy_host import PACK_MODULE_NAME, load_pack, require_comfyui
+    require_comfyui()
+    import nodes
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    load_pack()
+    info = {name: _node_info(nodes, name) for name in nodes.NODE_CLASS_MAPPINGS}
+    # The pack's nodes are those ComfyUI's loader stamped with the pack's module (classic
+    # NODE_CLASS_MAPPINGS and V3 comfy_entrypoint alike); the mark is not in /object_info.
+    for node in info.values():
+        if node.get("python_module") == f"custom_nodes.{PACK_MODULE_NAME}":
+            node["lotts_pack_node"] = True
+    return info
+
+
+def pack_nodes(info: dict) -> list[str]:
+    """The pack's node ids, in the order ComfyUI registered them (the menu order)."""
+    return [name for name, node in info.items() if node.get("lotts_pack_node")]
+
+
+def spec_kind(spec) -> tuple[object, dict]:
+    """(type, options) of one input spec; a combo's type is its list of options (V1) or
+    "COMBO" with ``options`` (V3), both returned as the list."""
+    kind = spec[0] if isinstance(spec, (list, tuple)) and spec else spec
+    opts = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 and \
+        isinstance(spec[1], dict) else {}
+    if kind == "COMBO":
+        kind = list(opts.get("options") or [])
+    return kind, opts
+
+
+def inputs(node: dict) -> list[tuple[str, str, object, dict]]:
+    """[(section, name, type, options)] of a node's required and optional inputs, in order."""
+    out = []
+    for section in ("required", "optional"):
+        specs = (node.get("input") or {}).get(section) or {}
+        for name in (node.get("input_order") or {}).get(section) or list(specs):
+            kind, opts = spec_kind(specs[name])
+            out.append((section, name, kind, opts))
+    return out
+
+
+def read_toml(path: str) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def pyproject() -> dict:
+    """The pack's pyproject.toml (its registry id, version, URLs)."""
+    return read_toml(os.path.join(REPO, "pyproject.toml"))
