@@ -360,6 +360,7 @@ def lotts_pipeline(info, ckpt, width, height, steps, cfg, start_step, end_step, 
     g.link(ckpt_node, "VAE", loc, "vae")
     g.link(prompt, "STRING", loc, "prompt")
     g.link(fan, "candidates", loc, "candidates")
+    g.link(pos, "CONDITIONING", loc, "positive")  # the probe sees what sampling saw
     preview = g.node("LoTTSMaskPreview", {"opacity": 0.5})
     g.link(decode_c, "IMAGE", preview, "images")
     g.link(loc, "mask", preview, "mask")
@@ -479,6 +480,74 @@ def versus_best_of_n(info, ckpt, width, height, steps, cfg, start_step, end_step
     return g.to_json()
 
 
+def fix_image(info, ckpt, steps, cfg, start_step, end_step, title, sampler="euler",
+              scheduler="normal", negative="blurry, lowres, deformed", **_):
+    """Fix an image you already have: its weak regions are found, re-sampled k times, and
+    the original competes with its refinements in the verifier pick."""
+    g = Graph(info)
+    intro = g.note(f"# {title}\n\nLoad an image and describe it in the prompt. The localizer "
+                   "finds its weak regions, Masked Refine re-samples only there (k = 4 times), "
+                   "Harmonize blends them, and the verifier picks the best of the refinements "
+                   "AND the original -- so the result is never worse than your image by the "
+                   "verifier's measure. Put a noise mask on the latent (Set Latent Noise Mask) "
+                   "to allow changes only inside it.", width=420)
+    ckpt_node = g.node("CheckpointLoaderSimple", {"ckpt_name": ckpt},
+                       models=[{"name": ckpt, "url": CHECKPOINTS[ckpt], "directory": "checkpoints"}])
+    image = g.node("LoadImage", {"image": "example.png"}, title="Your image")
+    prompt = g.node("PrimitiveStringMultiline", {"value": "a photo of a cat sitting on a chair"},
+                    title="Prompt (what the image shows)", extra_h=40)
+    pos = g.node("CLIPTextEncode", title="Positive")
+    neg = g.node("CLIPTextEncode", {"text": negative}, title="Negative", extra_h=20)
+    enc = g.node("VAEEncode")
+    g.link(ckpt_node, "CLIP", pos, "clip")
+    g.link(ckpt_node, "CLIP", neg, "clip")
+    g.link(prompt, "STRING", pos, "text")
+    g.link(image, "IMAGE", enc, "pixels")
+    g.link(ckpt_node, "VAE", enc, "vae")
+    loc = g.node("LoTTSDefectLocalizer", {"mask_ratio": 0.3, "prior_weight": 0.5,
+                                          "probe_step": int(steps * 0.75), "seed": 0,
+                                          "steps": steps, "scheduler": scheduler})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (ckpt_node, "CLIP", "clip"),
+                          (ckpt_node, "VAE", "vae"), (prompt, "STRING", "prompt"),
+                          (enc, "LATENT", "candidates"), (pos, "CONDITIONING", "positive")):
+        g.link(src, out, loc, inp)
+    preview = g.node("LoTTSMaskPreview", {"opacity": 0.5})
+    g.link(image, "IMAGE", preview, "images")
+    g.link(loc, "mask", preview, "mask")
+    g.link(loc, "heatmap", preview, "heatmap")
+    ref = g.node("LoTTSMaskedRefine", {"seed": 0, "refinements": 4, "steps": steps, "cfg": cfg,
+                                       "sampler_name": sampler, "scheduler": scheduler,
+                                       "start_step": start_step, "end_step": end_step})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
+                          (neg, "CONDITIONING", "negative"), (enc, "LATENT", "candidates"),
+                          (loc, "mask", "mask")):
+        g.link(src, out, ref, inp)
+    harm = g.node("LoTTSHarmonize", {"seed": 0, "steps": steps, "cfg": cfg,
+                                     "sampler_name": sampler, "scheduler": scheduler,
+                                     "start_step": end_step, "add_noise": False})
+    for src, out, inp in ((ckpt_node, "MODEL", "model"), (pos, "CONDITIONING", "positive"),
+                          (neg, "CONDITIONING", "negative"), (ref, "refined", "latent")):
+        g.link(src, out, harm, inp)
+    decode = _decode(g, harm, "latent", ckpt_node, "Decode refinements")
+    joined = g.node("ImageBatch", title="Original + refinements")
+    g.link(image, "IMAGE", joined, "image1")   # the original is image 0 of the pick
+    g.link(decode, "IMAGE", joined, "image2")
+    ver = _verifier_loader(g)
+    pick = g.node("LoTTSVerifierPick", {"top_k": 1})
+    g.link(ver, "LOTTS_VERIFIER", pick, "verifier")
+    g.link(joined, "IMAGE", pick, "images")
+    g.link(prompt, "STRING", pick, "prompt")
+    save = g.node("SaveImage", {"filename_prefix": "LoTTS/fixed"}, title="Save the best")
+    g.link(pick, "best", save, "images")
+    ranked = g.node("PreviewImage", title="Original and refinements, best first")
+    g.link(pick, "ranked", ranked, "images")
+    ver_note = g.note(VERIFIER_NOTE)
+    g.layout([[ckpt_node, image, prompt, pos, neg, enc], [loc, preview], [ref, harm, decode],
+              [joined, ver_note, ver, pick], [save, ranked]],
+             header=[intro, None, None, None, None])
+    return g.to_json()
+
+
 # t0 per backbone family. The paper reports SD2.1 ~ 25/50, SDXL ~ 15/50, FLUX ~ 1 of its
 # short schedule: the stronger the model, the earlier (noisier) it can restart and still
 # keep the unmasked context coherent. We keep those fractions of the schedule.
@@ -516,6 +585,7 @@ VARIANTS = {
     "lotts_sampler_sdxl.json": (one_node, "lotts_sdxl.json", "LoTTS in one node (SDXL)"),
     "lotts_vs_best_of_n_sd15.json": (versus_best_of_n, "lotts_sd15.json",
                                      "LoTTS vs Best-of-N at equal NFE (SD1.5)"),
+    "lotts_fix_image_sd15.json": (fix_image, "lotts_sd15.json", "Fix an existing image (SD1.5)"),
 }
 
 

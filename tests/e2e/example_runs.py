@@ -27,9 +27,26 @@ def for_cpu(api: dict, ckpt_name: str) -> dict:
                                        if isinstance(n, int) else n}})
 
 
+def provide_images(comfy, api: dict, size: int = 64) -> None:
+    """A PNG in the server's input folder for every Load Image node, under the name the
+    workflow gives (a small picture with some structure, so a localizer has edges)."""
+    import io
+    from PIL import Image, ImageDraw
+    for node in api.values():
+        if node["class_type"] == "LoadImage":
+            img = Image.new("RGB", (size, size), (200, 180, 150))
+            d = ImageDraw.Draw(img)
+            d.ellipse((size // 5, size // 5, size * 3 // 4, size * 3 // 4), fill=(60, 90, 160))
+            d.rectangle((size // 2, size // 8, size - 4, size // 3), fill=(30, 140, 60))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            comfy.upload_image(buf.getvalue(), node["inputs"]["image"])
+
+
 def run_and_check(comfy, api: dict, name: str) -> dict:
-    """Queue ``api`` (already shrunk), wait, and assert every output node produced output
-    and every reported file exists; the history entry."""
+    """Queue ``api`` (already shrunk; its Load Image files provided), wait, and assert
+    every output node produced output and every reported file exists; the history entry."""
+    provide_images(comfy, api)
     entry = comfy.run(api, timeout=TIMEOUT)
     outputs = entry.get("outputs") or {}
     output_nodes = [nid for nid, e in api.items()
