@@ -19,7 +19,7 @@ if REPO_ROOT not in sys.path:
     sys.path.append(REPO_ROOT)
 
 from lotts_eval import expected_bon_samples  # noqa: E402
-from lotts.schedule import lotts_nfe  # noqa: E402
+from lotts.schedule import Plan  # noqa: E402
 
 PROMPTS = ["a red fox in the snow", "two cups of coffee, one blue", 'a "glass" bottle with a ship']
 BUDGETS, STEPS, T0, H, K = (1, 2), 4, 2, 1, 2
@@ -67,7 +67,7 @@ def test_eval_runner_end_to_end(comfy, tiny_ckpt_name, tmp_path, verifier_copy):
     for p in PROMPTS:
         for n in BUDGETS:
             lt, bon = by[(p, "lotts", n)], by[(p, "best_of_n", n)]
-            want = lotts_nfe(n, STEPS, 7.0, K, T0, H)["total"]
+            want = Plan(n, STEPS, K, T0, H).nfe(7.0)["total"]
             assert int(lt["nfe"]) == want  # counted by the server = the formula
             m = expected_bon_samples(want, STEPS, 7.0)
             assert int(bon["samples"]) == m and int(bon["nfe"]) == m * STEPS * 2
