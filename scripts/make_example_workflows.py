@@ -493,7 +493,9 @@ def fix_image(info, ckpt, steps, cfg, start_step, end_step, title, sampler="eule
                    "to allow changes only inside it.", width=420)
     ckpt_node = g.node("CheckpointLoaderSimple", {"ckpt_name": ckpt},
                        models=[{"name": ckpt, "url": CHECKPOINTS[ckpt], "directory": "checkpoints"}])
-    image = g.node("LoadImage", {"image": "example.png"}, title="Your image")
+    # Load Image shows its picture (and an upload button) as soon as it loads: 344 px in
+    # frontend 1.27.10
+    image = g.node("LoadImage", {"image": "example.png"}, title="Your image", extra_h=272)
     prompt = g.node("PrimitiveStringMultiline", {"value": "a photo of a cat sitting on a chair"},
                     title="Prompt (what the image shows)", extra_h=40)
     pos = g.node("CLIPTextEncode", title="Positive")

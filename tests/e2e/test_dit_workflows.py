@@ -89,9 +89,12 @@ def test_dit_workflow_runs_on_its_own_backbone(workflow, family, backbone, depth
         assert len(saved) == 1, f"SaveLatent {node} wrote {saved}"
         shape = safetensors_shapes(saved[0]["path"])["latent_tensor"]
         assert shape == [batch, 16] + grid, f"{node}: latent shape {shape}"
-    images = [f for f in files if f["node_id"] == _node(api, "SaveImage")]
-    assert len(images) == n * k
-    assert all(png_size(f["path"]) == (SIZE, SIZE) for f in images)
+    # the verifier pick over the N x k refinements and the N candidates: the best saved,
+    # every sample previewed, ranked
+    best = [f for f in files if f["node_id"] == _node(api, "SaveImage")]
+    ranked = [f for f in files if f["node_id"] == _node(api, "PreviewImage")]
+    assert len(best) == 1 and len(ranked) == n * k + n, (best, ranked)
+    assert all(png_size(f["path"]) == (SIZE, SIZE) for f in best + ranked)
 
     # what the localizer saw (its UI output)
     seen = outputs.get(localizer, {}).get("lotts_localizer")

@@ -55,8 +55,9 @@ def layout(ui_comfy, browser_tools, tmp_path_factory):
         work = tmp_path_factory.mktemp(f"layout_{ui_comfy.frontend}")
         shots = os.path.join(shots, ui_comfy.frontend) if shots else str(work)
         os.makedirs(shots, exist_ok=True)
-        present = set(ui_comfy.object_info()["CheckpointLoaderSimple"]["input"]["required"]
-                      ["ckpt_name"][0])
+        # fresh: tests that ran before may have linked checkpoints into the server since
+        info = ui_comfy.object_info(refresh=True)["CheckpointLoaderSimple"]
+        present = set(info["input"]["required"]["ckpt_name"][0])
         workflows = {n: _read(n) for n in NAMES}
         cfg = {"url": ui_comfy.url, "workflows": workflows, "screenshot_dir": shots,
                "missing_models": [n for n, wf in workflows.items()
