@@ -7,8 +7,21 @@ image gets its own map and its own mask.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+# ② is the paper's ("always"); "auto" skips it per image when self-attention carries no
+# structure; "off" is the ablation.
+PROPAGATION_MODES = ("always", "auto", "off")
+# Rows whose mean entropy is above this share of log(N) attend to almost everything
+# alike: exp(0.98 log N) is 92 % of the positions at N = 64 and 90 % at N = 256 -- SA @ CA
+# is then the map's global mean plus rounding, and min-max scaling ranks by the rounding.
+# A trained toy U-Net (benchmarks/toy, B6) sits at 0.99; local attention (3x3 rows) at 0.5.
+STRUCTURELESS_ENTROPY = 0.98
+# A map whose spread is this small against its magnitude is float rounding: no ranking.
+FLAT_TOLERANCE = 1e-5
 
 
 def check_mask_ratio(ratio: float) -> None:
@@ -50,8 +63,37 @@ def propagate(sa: torch.Tensor, ca: torch.Tensor) -> torch.Tensor:
     return torch.bmm(sa.float(), ca.reshape(b, h * w, 1).float()).view(b, h, w)
 
 
+def self_attention_entropy(sa: torch.Tensor) -> torch.Tensor:
+    """Mean row entropy of ``sa`` (B, N, N) as a share of its maximum log N: ``(B,)``.
+
+    1: every row is uniform (self-attention says nothing about the image's structure);
+    the identity gives 0.
+    """
+    n = sa.shape[-1]
+    if n < 2:
+        return torch.zeros(sa.shape[0])
+    p = sa.float().clamp_min(0)
+    p = p / p.sum(-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+    h = -(p * p.clamp_min(torch.finfo(p.dtype).tiny).log()).sum(-1)
+    return h.mean(-1) / math.log(n)
+
+
+def flat_maps(maps: torch.Tensor, allowed: torch.Tensor | None = None,
+              rel_tol: float = FLAT_TOLERANCE) -> torch.Tensor:
+    """``(B,)`` bool: the map carries no ranking -- its spread (over the ``allowed``
+    positions, default all) is within ``rel_tol`` of its magnitude, i.e. float rounding.
+    """
+    flat = maps.reshape(maps.shape[0], -1).float()
+    ok = torch.ones_like(flat, dtype=torch.bool) if allowed is None else allowed.reshape(flat.shape) > 0
+    hi = flat.masked_fill(~ok, float("-inf")).max(1).values
+    lo = flat.masked_fill(~ok, float("inf")).min(1).values
+    scale = flat.abs().masked_fill(~ok, 0).max(1).values
+    return ~ok.any(1) | (hi - lo <= rel_tol * scale)
+
+
 def normalize(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max scale each image's map to [0, 1]; a constant map becomes all zeros.
+    """Min-max scale each image's map to [0, 1]; a flat map (constant, or varying only by
+    float rounding: :func:`flat_maps`) becomes all zeros rather than amplified rounding.
 
     The two maps added in ③ live on different scales (a difference of probabilities vs.
     a probability); this puts them on a common one so ``prior_weight`` means the same
@@ -60,7 +102,8 @@ def normalize(maps: torch.Tensor) -> torch.Tensor:
     flat = maps.reshape(maps.shape[0], -1).float()
     lo = flat.min(dim=1, keepdim=True).values
     span = flat.max(dim=1, keepdim=True).values - lo
-    out = torch.where(span > 0, (flat - lo) / span.clamp_min(torch.finfo(flat.dtype).tiny),
+    keep = (span > 0) & ~flat_maps(maps).view(-1, 1)
+    out = torch.where(keep, (flat - lo) / span.clamp_min(torch.finfo(flat.dtype).tiny),
                       torch.zeros_like(flat))
     return out.view_as(maps)
 
@@ -106,23 +149,80 @@ def top_ratio_mask(p: torch.Tensor, ratio: float, allowed: torch.Tensor | None =
     return mask.view_as(p)
 
 
+def check_propagation(mode: str) -> None:
+    if mode not in PROPAGATION_MODES:
+        raise ValueError(f"propagation must be one of {', '.join(PROPAGATION_MODES)}; got "
+                         f"{mode!r}")
+
+
+def propagate_guarded(sa: torch.Tensor | None, maps: list[torch.Tensor], mode: str = "always",
+                      max_entropy: float = STRUCTURELESS_ENTROPY
+                      ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    """② on every map of ``maps`` (one batch), per ``mode``:
+
+    - "always": ``SA @ CA`` whatever SA is (the paper);
+    - "auto": per image, only where SA's mean normalised row entropy
+      (:func:`self_attention_entropy`) is at most ``max_entropy`` -- near-uniform rows
+      would wash a good map out to its mean -- else the map is kept as it is;
+    - "off": no propagation (the ablation; ``sa`` may be None).
+
+    Returns ``(maps, propagated (B,) bool, entropy (B,) or None without SA)``.
+    """
+    check_propagation(mode)
+    b = maps[0].shape[0]
+    entropy = None if sa is None else self_attention_entropy(sa)
+    if mode == "off":
+        return [m.float() for m in maps], torch.zeros(b, dtype=torch.bool), entropy
+    if sa is None:
+        raise ValueError("propagation needs the self-attention matrix")
+    use = torch.ones(b, dtype=torch.bool) if mode == "always" else entropy <= max_entropy
+    keep = use.view(-1, 1, 1).to(maps[0].device)
+    return [torch.where(keep, propagate(sa, m), m.float()) for m in maps], use, entropy
+
+
+def check_informative(p: torch.Tensor, ratio: float, allowed: torch.Tensor | None = None,
+                      first_index: int = 0) -> None:
+    """Refuse a flat P where the mask would need its ranking (fewer than all allowed
+    positions kept): its top-r mask would be the first positions in raster order, a
+    top-left block that looks like a finding. Candidates are numbered from
+    ``first_index`` in the message."""
+    flat = flat_maps(p, allowed)
+    counts = (torch.ones_like(p) if allowed is None else (allowed > 0).float()).reshape(
+        p.shape[0], -1).sum(1)
+    for i in range(p.shape[0]):
+        count = int(counts[i])
+        if bool(flat[i]) and count and min(count, max(1, round(float(ratio) * count))) < count:
+            raise ValueError(
+                f"candidate {first_index + i}: the defect score P is flat -- the attention "
+                "maps carry no ranking here, so a top-r mask would be an arbitrary "
+                "(raster-order) block. Try another probe_step, check that the prompt "
+                "describes this image, or set mask_ratio to 1.0 to re-sample it whole.")
+
+
 def localize(ca_orig: torch.Tensor, ca_pos: torch.Tensor, ca_neg: torch.Tensor,
              sa: torch.Tensor | None, ratio: float, prior_weight: float,
              *, use_propagation: bool = True, use_contrast: bool = True,
-             allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             allowed: torch.Tensor | None = None, propagation: str = "always",
+             report: dict | None = None, first_index: int = 0
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole localization: ① contrast, ② propagate, ③ reweight, ④ top-r mask.
 
     Returns ``(mask, P)``, both ``(B, h, w)``. ``use_propagation`` / ``use_contrast`` turn
-    stages off for the paper's ablations; ``sa`` may be None only without propagation.
-    ``allowed`` restricts the mask (see :func:`top_ratio_mask`).
+    stages off for the paper's ablations (``use_propagation=False`` is
+    ``propagation="off"``); ``sa`` may be None only without propagation. ``propagation``:
+    see :func:`propagate_guarded`. ``allowed`` restricts the mask (see
+    :func:`top_ratio_mask`). A flat P is refused (:func:`check_informative`, candidates
+    numbered from ``first_index``). ``report`` (a dict), when given, receives per image
+    ``propagated`` (bool) and ``self_attention_entropy`` (None without SA).
     """
     diff = contrast(ca_neg, ca_pos) if use_contrast else torch.zeros_like(ca_orig)
-    orig = ca_orig
-    if use_propagation:
-        if sa is None:
-            raise ValueError("propagation needs the self-attention matrix")
-        diff, orig = propagate(sa, diff), propagate(sa, orig)
+    mode = propagation if use_propagation else "off"
+    (diff, orig), used, entropy = propagate_guarded(sa, [diff, ca_orig], mode)
     p = reweight(diff, orig, prior_weight)
+    check_informative(p, ratio, allowed, first_index)
+    if report is not None:
+        report["propagated"] = used.tolist()
+        report["self_attention_entropy"] = None if entropy is None else entropy.tolist()
     return top_ratio_mask(p, ratio, allowed), p
 
 

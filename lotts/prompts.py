@@ -5,6 +5,8 @@ The paper builds them from the user prompt p as "A high-quality image of {p}" an
 tried "A good/bad image of {p}"), so both templates are editable.
 """
 
+import difflib
+
 DEFAULT_POSITIVE_TEMPLATE = "A high-quality image of {p}"
 DEFAULT_NEGATIVE_TEMPLATE = "A low-quality image of {p}"
 
@@ -43,3 +45,32 @@ def quality_prompts(prompt: str,
         raise ValueError("positive_template and negative_template give the same text: the "
                          "localizer needs two different quality phrasings to contrast.")
     return positive, negative
+
+
+CONTRAST_TOKENS = ("all content tokens", "where the templates differ")
+
+
+def differing_tokens(ids_a: list[int], content_a, ids_b: list[int], content_b):
+    """1.0 on the content tokens of prompt a that prompt b does not share, else 0.0.
+
+    ``ids_*`` are the token ids the model sees, ``content_*`` the content-token masks
+    (0/1 per token, 0 on start/end/padding; a sequence or a 1-D tensor). Tokens are
+    aligned by a longest-common-subsequence diff of the content ids, so templates may
+    differ in length ("A good image of {p}" vs "A very bad image of {p}"): for the default
+    templates only "high" (resp. "low") remains -- the contrast then reads the one word
+    that carries the quality judgement instead of averaging it with the prompt's words,
+    which both conditionings share. Returns a list of floats, one per token; the content
+    mask itself if the prompts differ nowhere in their content.
+    """
+    content_a = [float(w) for w in (content_a.tolist() if hasattr(content_a, "tolist") else content_a)]
+    content_b = [float(w) for w in (content_b.tolist() if hasattr(content_b, "tolist") else content_b)]
+    idx_a = [i for i, w in enumerate(content_a) if w > 0]
+    seq_a = [ids_a[i] for i in idx_a]
+    seq_b = [t for t, w in zip(ids_b, content_b) if w > 0]
+    matcher = difflib.SequenceMatcher(a=seq_a, b=seq_b, autojunk=False)
+    shared = {j for block in matcher.get_matching_blocks() for j in range(block.a, block.a + block.size)}
+    out = [0.0] * len(content_a)
+    for j, i in enumerate(idx_a):
+        if j not in shared:
+            out[i] = 1.0
+    return out if any(out) else [1.0 if w > 0 else 0.0 for w in content_a]

@@ -18,10 +18,11 @@ import comfy.samplers
 from comfy_api.latest import io
 
 from ..lotts.attention import resize_map
-from ..lotts.localize import (check_mask_ratio, check_prior_weight, feather_mask, grid_to_latent,
-                              grow_mask, latent_to_grid, localize, resize_mask)
+from ..lotts.localize import (PROPAGATION_MODES, STRUCTURELESS_ENTROPY, check_mask_ratio,
+                              check_prior_weight, check_propagation, feather_mask,
+                              grid_to_latent, grow_mask, latent_to_grid, localize, resize_mask)
 from ..lotts.preview import colorize
-from ..lotts.prompts import quality_prompts
+from ..lotts.prompts import CONTRAST_TOKENS, differing_tokens, quality_prompts
 from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs
@@ -32,7 +33,14 @@ from .ui_previews import latent_to_rgb, localizer_viewer
 
 
 def encode(clip, text: str):
-    """CONDITIONING for ``text`` (as CLIPTextEncode makes it) and its content-token mask.
+    """CONDITIONING for ``text`` (as CLIPTextEncode makes it) and its content-token mask
+    (:func:`encode_tokens` without the token ids)."""
+    cond, content, _ = encode_tokens(clip, text)
+    return cond, content
+
+
+def encode_tokens(clip, text: str):
+    """CONDITIONING for ``text``, its content-token mask and the token ids, aligned.
 
     The mask has one entry per text token the model sees: 1 for tokens of the prompt's
     words, 0 for start, end and padding tokens (ComfyUI's tokenizers give those word id
@@ -42,17 +50,26 @@ def encode(clip, text: str):
     """
     cond = clip.encode_from_tokens_scheduled(clip.tokenize(text))
     tokens_needed = cond[0][0].shape[1]
-    word_ids = {key: [t[2] for chunk in chunks for t in chunk]
-                for key, chunks in clip.tokenize(text, return_word_ids=True).items()}
-    candidates = list(word_ids.values())
-    clip_keys = [k for k in ("l", "g") if k in word_ids]
-    if clip_keys and "t5xxl" in word_ids:  # SD3: [CLIP tokens, T5 tokens] along the sequence
-        candidates.append(word_ids[clip_keys[0]] + word_ids["t5xxl"])
-    for ids in candidates:
-        if len(ids) == tokens_needed:
-            return cond, torch.tensor([1.0 if i > 0 else 0.0 for i in ids])
+    tokens = {key: [(t[0], t[2]) for chunk in chunks for t in chunk]
+              for key, chunks in clip.tokenize(text, return_word_ids=True).items()}
+    candidates = list(tokens.values())
+    clip_keys = [k for k in ("l", "g") if k in tokens]
+    if clip_keys and "t5xxl" in tokens:  # SD3: [CLIP tokens, T5 tokens] along the sequence
+        candidates.append(tokens[clip_keys[0]] + tokens["t5xxl"])
+    for seq in candidates:
+        if len(seq) == tokens_needed:
+            return (cond, torch.tensor([1.0 if w > 0 else 0.0 for _, w in seq]),
+                    [token_key(t) for t, _ in seq])
     raise ValueError(f"cannot align the tokens of {text!r} with its conditioning "
                      f"({tokens_needed} tokens): unsupported text encoder for the localizer.")
+
+
+def token_key(token):
+    """A comparable key for a token: its id, or for an embedding (a tensor in the token's
+    place) its shape and sum, so the same embedding in two prompts compares equal."""
+    if isinstance(token, torch.Tensor):
+        return ("embedding", tuple(token.shape), round(float(token.float().sum()), 4))
+    return int(token)
 
 
 def with_text_of(positive, encoded):
@@ -88,9 +105,15 @@ class ProbeSettings:
     feather: int = 0
     positive: list | None = None
     max_batch: int = 0
+    propagation: str = "always"
+    contrast_tokens: str = CONTRAST_TOKENS[0]
 
     def __post_init__(self):
         check_mask_ratio(self.mask_ratio)
+        check_propagation(self.propagation)
+        if self.contrast_tokens not in CONTRAST_TOKENS:
+            raise ValueError(f"contrast_tokens must be one of {CONTRAST_TOKENS}; got "
+                             f"{self.contrast_tokens!r}")
         check_prior_weight(self.prior_weight)
         if self.clip is None:
             raise ValueError("clip is missing: connect the checkpoint's CLIP output.")
@@ -155,7 +178,7 @@ class LoTTSDefectLocalizer(io.ComfyNode):
                     "hooks, areas) and only swaps in the quality prompts' text. Not "
                     "connected: the three prompts are encoded from text alone (as in "
                     "workflows saved before this input existed).")),
-                inputs.max_batch(),
+                inputs.max_batch(), *method_inputs(),
             ],
             outputs=[
                 io.Mask.Output(display_name="mask",
@@ -179,10 +202,11 @@ class LoTTSDefectLocalizer(io.ComfyNode):
     @classmethod
     def execute(cls, *, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
                 positive_template, negative_template, seed, steps=20, scheduler="normal",
-                grow=0, feather=0, vae=None, positive=None, max_batch=0):
+                grow=0, feather=0, vae=None, positive=None, max_batch=0, propagation="always",
+                contrast_tokens=CONTRAST_TOKENS[0]):
         settings = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
                                  probe_step, positive_template, negative_template, grow, feather,
-                                 positive, max_batch)
+                                 positive, max_batch, propagation, contrast_tokens)
         samples = check_latent(model, candidates, "candidates")
         info = {}
         mask, heatmap = localize_candidates(
@@ -194,10 +218,44 @@ class LoTTSDefectLocalizer(io.ComfyNode):
         return io.NodeOutput(mask, heatmap, ui=ui)
 
 
-def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight, allowed=None):
+def method_inputs():
+    """The localizer's method options (LoTTS Defect Localizer and LoTTS Sampler, last)."""
+    return [
+        io.Combo.Input("propagation", options=list(PROPAGATION_MODES), default="always",
+                       optional=True, tooltip=(
+                           "Stage 2, spreading the contrast with self-attention (SA @ CA). "
+                           "always: the paper. auto: per candidate, skipped when "
+                           "self-attention carries no structure (mean row entropy above "
+                           f"{STRUCTURELESS_ENTROPY:g} of its maximum: every position "
+                           "attends to almost all others alike, which would wash the map "
+                           "out to its mean); the node's report says what it did. off: the "
+                           "ablation.")),
+        io.Combo.Input("contrast_tokens", options=list(CONTRAST_TOKENS),
+                       default=CONTRAST_TOKENS[0], optional=True, tooltip=(
+                           "Which text tokens the quality contrast averages. all content "
+                           "tokens: the paper (the prompt's words too, which both quality "
+                           "prompts share). where the templates differ: only the words that "
+                           "differ between the two templates ('high' vs 'low' by default).")),
+    ]
+
+
+def decision(mode: str, propagated: bool, entropy: float | None) -> str:
+    """One line saying what stage 2 did for a candidate (the node's report)."""
+    ent = "" if entropy is None else f"self-attention row entropy {entropy:.3f} of max"
+    if mode == "off":
+        return "propagation off" + (f" ({ent})" if ent else "")
+    if propagated:
+        return f"propagated ({ent})"
+    return (f"propagation skipped: {ent} > {STRUCTURELESS_ENTROPY:g} -- self-attention is "
+            "near uniform and would wash the contrast out; the raw maps were used")
+
+
+def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight, allowed=None, *,
+                 propagation="always", report=None, first_index=0):
     """The masks and P of the candidates ``recorder`` captured, on the latent's grid
     (padded cells cropped, lotts.localize.grid_to_latent). ``allowed`` (latent grid): the
-    user's inpainting mask -- the defect mask stays inside it and r is its share of it."""
+    user's inpainting mask -- the defect mask stays inside it and r is its share of it.
+    ``propagation``, ``report``, ``first_index``: see lotts.localize.localize."""
     acc = recorder.acc
     if any(c not in acc.cross_keys() for c in range(3)):
         raise ValueError("positive has only area-restricted entries: the localizer needs "
@@ -205,7 +263,8 @@ def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight, allowed=None):
                          "an entry for the whole image (or leave positive unconnected).")
     cells = None if allowed is None else latent_to_grid(allowed > 0, recorder.factor, acc.grid)
     mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
-                       acc.self_matrix(), mask_ratio, prior_weight, allowed=cells)
+                       acc.self_matrix(), mask_ratio, prior_weight, allowed=cells,
+                       propagation=propagation, report=report, first_index=first_index)
     mask = grid_to_latent(mask, recorder.factor, latent_hw)
     if allowed is not None:
         mask = mask * (allowed > 0)
@@ -220,12 +279,18 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     candidates no larger than sampling's own (ProbeGuider evaluates two conditionings at
     a time, 2 images per candidate, as a CFG step does). Candidate i is re-noised with
     noise from ``seeds[i]`` and every map is per image, so its mask does not depend on the
-    rest of the batch. ``info`` (a dict), when given, receives what was captured: the
-    backbone, the attention kind and the blocks.
+    rest of the batch. ``info`` (a dict), when given, receives what was captured and
+    decided: the backbone, the attention kind, the blocks, the contrast's token set and,
+    per candidate, the self-attention row entropy and what propagation did.
     """
     s = settings
     samples = check_latent(s.model, candidates, "candidates")
-    encoded, weights = zip(*(encode(s.clip, t) for t in s.texts()))
+    encoded, weights, ids = zip(*(encode_tokens(s.clip, t) for t in s.texts()))
+    weights = list(weights)
+    if s.contrast_tokens == CONTRAST_TOKENS[1]:
+        pos, neg = weights[1], weights[2]
+        weights[1] = torch.tensor(differing_tokens(ids[1], pos, ids[2], neg))
+        weights[2] = torch.tensor(differing_tokens(ids[2], neg, ids[1], pos))
     conds = [with_text_of(s.positive, e) if s.positive is not None else e for e in encoded]
     sigmas = comfy.samplers.calculate_sigmas(s.model.get_model_object("model_sampling"),
                                              s.scheduler, s.steps)
@@ -236,7 +301,7 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     progress = progress or Progress(s.model, n * PROBE_CONDITIONINGS)
     allowed = user_mask(candidates, samples)
     size = batch_limit(s.model, samples.shape[1:], s.max_batch, ProbeGuider.GROUP)
-    masks, maps = [], []
+    masks, maps, entropy, propagated = [], [], [], []
     for a in range(0, n, size):
         comfy.model_management.throw_exception_if_processing_interrupted()
         part = samples[a:a + size]
@@ -244,15 +309,25 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
         patched = s.model.clone()
         recorder.patch(patched, blocks)
         probe(patched, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a])
+        report = {}
         mask, p = mask_and_map(recorder, latent_hw, s.mask_ratio, s.prior_weight,
-                               None if allowed is None else allowed[a:a + size])
+                               None if allowed is None else allowed[a:a + size],
+                               propagation=s.propagation, report=report, first_index=a)
         masks.append(mask.cpu())
         maps.append(p.cpu())
+        entropy += report["self_attention_entropy"]
+        propagated += report["propagated"]
         progress.advance(part.shape[0] * PROBE_CONDITIONINGS)
     if info is not None:
         info.update(backbone=type(s.model.model).__name__, attention=recorder.attention,
                     blocks=list(recorder.blocks), latent_channels=int(samples.shape[1]),
-                    grid=list(recorder.acc.grid), layers=list(recorder.acc.layers_seen))
+                    grid=list(recorder.acc.grid), layers=list(recorder.acc.layers_seen),
+                    contrast_tokens=s.contrast_tokens,
+                    contrast_token_count=[int(weights[1].sum()), int(weights[2].sum())],
+                    propagation=s.propagation,
+                    self_attention_entropy=[round(e, 4) for e in entropy],
+                    propagated=propagated,
+                    decisions=[decision(s.propagation, u, e) for u, e in zip(propagated, entropy)])
 
     size = pixel_size(samples)
     mask = feather_mask(grow_mask(resize_mask(torch.cat(masks), size), s.grow), s.feather)

@@ -17,13 +17,30 @@ from ..lotts.prompts import check_prompt
 from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, probe_step_for
 from . import inputs
 from .budget import cost_payload, report
-from .localizer import ProbeSettings
+from .localizer import ProbeSettings, method_inputs
 from .masked_refine import region_inputs
 from .sampling import SamplingSettings
 from .search import run_search, scores_payload
 from .ui_previews import localizer_viewer
 
 PLAN_INPUTS = ("candidates", "steps", "refinements", "start_step", "harmonize_steps", "depth")
+
+
+def localizer_lines(info: dict) -> list[str]:
+    """What the localizer of the last round read and decided, for the report."""
+    if not info:
+        return []
+    lines = [f"localizer: {info['attention']} attention of {', '.join(info['blocks'])} "
+             f"({info['grid'][0]}x{info['grid'][1]} tokens); contrast on "
+             f"{info['contrast_tokens']}; propagation {info['propagation']}"]
+    entropy, used = info.get("self_attention_entropy") or [], info.get("propagated") or []
+    if entropy:
+        lines.append(f"  self-attention row entropy {min(entropy):.3f}-{max(entropy):.3f} of "
+                     f"max; propagated for {sum(used)} of {len(used)} sample(s)" +
+                     ("" if all(used) or info["propagation"] == "off" else
+                      " (skipped where self-attention is near uniform: it would wash the "
+                      "contrast out)"))
+    return lines
 
 
 class LoTTSSampler(io.ComfyNode):
@@ -55,7 +72,7 @@ class LoTTSSampler(io.ComfyNode):
                              tooltip="The last steps of each refinement run on the whole image "
                                      "without the mask (start_step + harmonize_steps < steps)."),
                 inputs.mask_ratio(), inputs.prior_weight(), inputs.max_batch(),
-                *region_inputs(),
+                *region_inputs(), *method_inputs(),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The best image."),
@@ -85,14 +102,16 @@ class LoTTSSampler(io.ComfyNode):
     def execute(cls, *, model, clip, vae, positive, negative, prompt, verifier, latent_image,
                 seed, candidates, refinements, depth, steps, cfg, sampler_name, scheduler,
                 start_step, harmonize_steps, mask_ratio, prior_weight, max_batch=0,
-                region="full frame", context=32, upscale_to=0):
+                region="full frame", context=32, upscale_to=0, propagation="always",
+                contrast_tokens="all content tokens"):
         prompt = check_prompt(prompt, "the localizer and the verifier need the prompt text.")
         plan = Plan(candidates, steps, refinements, start_step, harmonize_steps, depth)
         settings = SamplingSettings(model, positive, negative, steps, cfg, sampler_name,
                                     scheduler, max_batch)
         probe = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
                               probe_step_for(steps), positive=positive,
-                              max_batch=max_batch)
+                              max_batch=max_batch, propagation=propagation,
+                              contrast_tokens=contrast_tokens)
         result = run_search(settings, plan, probe, latent_image=latent_image, seed=seed,
                             vae=vae, verifier=verifier, region=region, context=context,
                             upscale_to=upscale_to)
@@ -105,7 +124,8 @@ class LoTTSSampler(io.ComfyNode):
                       f"LoTTS report: N={candidates} k={refinements} depth={plan.depth if refinements else 1} "
                       f"T={steps} t0={start_step} harmonize={harmonize_steps} cfg={cfg} "
                       f"{sampler_name}/{scheduler}",
-                      (["search path:"] + [f"  {line}" for line in path] if path else []) + [
+                      (["search path:"] + [f"  {line}" for line in path] if path else []) +
+                      localizer_lines(result.localizer) + [
                           f"depth {s['depth']}: {s['samples']} sample(s) had an empty mask inside "
                           "the latent's inpainting mask: not refined (no NFE spent)"
                           for s in result.skipped],

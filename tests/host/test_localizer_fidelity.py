@@ -130,6 +130,41 @@ def test_localizer_reports_what_it_captured():
     assert info["attention"] == "cross" and info["latent_channels"] == 4
     assert info["blocks"] and all(b.split()[0] in ("input", "middle", "output") for b in info["blocks"])
     assert info["grid"] == [4, 4] and info["layers"][0] >= 1
+    assert info["propagation"] == "always" and info["contrast_tokens"] == "all content tokens"
+    assert info["propagated"] == [True] and 0 <= info["self_attention_entropy"][0] <= 1
+    assert info["decisions"][0].startswith("propagated (self-attention row entropy")
+
+
+def test_propagation_auto_decides_per_candidate_from_the_entropy():
+    """auto = the paper's propagation where self-attention has structure, the raw maps
+    where it is near uniform; the payload says which, and why."""
+    localize = pack_module("lotts.localize")
+    model, clip, _, _ = models("sd15")
+    cands = candidates("sd15", n=2)
+    runs = {mode: run_localizer(model, clip, "a photo of a cat", cands, propagation=mode)
+            for mode in ("always", "auto", "off")}
+    (info,) = runs["auto"].ui["lotts_localizer"]
+    for i, (used, entropy) in enumerate(zip(info["propagated"], info["self_attention_entropy"])):
+        assert used == (entropy <= localize.STRUCTURELESS_ENTROPY)
+        same = runs["always" if used else "off"].result[0][i]
+        assert torch.equal(runs["auto"].result[0][i], same)
+        assert info["decisions"][i].startswith("propagated" if used else "propagation skipped")
+    (off,) = runs["off"].ui["lotts_localizer"]
+    assert off["propagated"] == [False, False] and off["decisions"][0].startswith("propagation off")
+
+
+def test_contrast_on_the_tokens_where_the_templates_differ():
+    model, clip, _, _ = models("sd15")
+    cands = candidates("sd15", n=1)
+    differ = run_localizer(model, clip, "a photo of a cat", cands,
+                           contrast_tokens="where the templates differ")
+    (info,) = differ.ui["lotts_localizer"]
+    assert info["contrast_tokens"] == "where the templates differ"
+    assert info["contrast_token_count"] == [1, 1]  # "high" vs "low"
+    (default,) = run_localizer(model, clip, "a photo of a cat", cands).ui["lotts_localizer"]
+    assert default["contrast_token_count"] == [11, 11]  # a high - quality image of a photo of a cat
+    with pytest.raises(ValueError, match="contrast_tokens must be one of"):
+        run_localizer(model, clip, "a photo of a cat", cands, contrast_tokens="some")
 
 
 # --- 3. DiT maps from the joint softmax --------------------------------------------------

@@ -129,6 +129,22 @@ def test_outputs_ranked_and_lineage(verifier, vae):
             f"{stage_seed(0, Stream.HARMONIZATION, 3)} (depth 1)") in labels
     assert f"best: score {scores[0]:.4f} -- {labels[0]}" in report
     assert len(out.ui["lotts_candidates"]) == 2
+    # what the localizer read and decided is in the report and the cost payload
+    localizer = out.ui["lotts_cost"][0]["localizer"]
+    assert localizer["propagation"] == "always" and len(localizer["decisions"]) == 2
+    assert f"localizer: cross attention of {', '.join(localizer['blocks'])}" in report
+    assert "propagated for 2 of 2 sample(s)" in report
+
+
+def test_sampler_passes_the_localizer_options(verifier, vae):
+    model, clip, pos, neg = models()
+    out = run_node("LoTTSSampler", model, clip, vae, pos, neg, PROMPT, verifier, empty_latent(),
+                   0, 2, 1, 1, STEPS, 7.0, "euler", "normal", 1, 1, 0.5, 0.5,
+                   propagation="off", contrast_tokens="where the templates differ")
+    localizer = out.ui["lotts_cost"][0]["localizer"]
+    assert localizer["propagation"] == "off" and localizer["propagated"] == [False, False]
+    assert localizer["contrast_tokens"] == "where the templates differ"
+    assert "propagation off" in out.result[4] and "propagated for 0 of 2 sample(s)" in out.result[4]
 
 
 def test_refinements_zero_equals_best_of_n_with_same_seeds(verifier, vae):
