@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (clip_768, encode, machine_line, run_node, sd15_unet,  # noqa: E402
+from bench_common import (clip_768, encode, load_average, machine_line, run_node, sd15_unet,  # noqa: E402
                           start_comfyui, tiny_imagereward, unet_params)
 
 PROMPT = "a photo of a red cat sitting on a wooden chair"
@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--scheduler", default="normal")
     ap.add_argument("--max-batch", type=int, default=0, help="both nodes' max_batch (0 = automatic)")
     ap.add_argument("--repeats", type=int, default=1,
-                    help="timed LoTTS/Best-of-N pairs (alternating); the fastest of each is used")
+                    help="timed LoTTS/Best-of-N pairs (ABBA order); the fastest of each is used")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -82,20 +82,27 @@ def main():
                             max_batch=args.max_batch)
 
         def timed(fn, *a):
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             out = fn(*a)
-            return time.perf_counter() - t, out.ui["lotts_cost"][0]
+            cost = dict(out.ui["lotts_cost"][0], cpu_seconds=time.process_time() - cpu)
+            return time.perf_counter() - t, cost
 
         # warm-up: both nodes once, every stage, 2 steps (allocator, first-call costs)
         t_warm = time.perf_counter()
         timed(lotts, 1, 1, 2, 0, 0)
         timed(bon, 2, 1)
         warm_s = time.perf_counter() - t_warm
-        runs = []
-        for _ in range(max(1, args.repeats)):
+        runs, budget = [], None
+        for r in range(max(1, args.repeats)):
+            # ABBA order, so a drift in the machine's load does not favour either side
+            first_bon = r % 2 == 1
+            if first_bon:
+                tb, cb = timed(bon, args.steps, budget)
             tl, cl = timed(lotts, args.candidates, args.k, args.steps, args.start_step,
                            args.harmonize)
-            tb, cb = timed(bon, args.steps, cl["nfe_total"])
+            budget = cl["nfe_total"]
+            if not first_bon:
+                tb, cb = timed(bon, args.steps, budget)
             runs.append((tl, cl, tb, cb))
 
     tl, cl = min(((r[0], r[1]) for r in runs), key=lambda r: r[0])
@@ -134,6 +141,12 @@ def main():
     print()
     ratio, granularity = tl / tb, nl / nb
     print(f"time ratio LoTTS / Best-of-N: {ratio:.3f} (goal <= 1.05)")
+    # on a shared machine the load can change between the two runs; this process's CPU
+    # time (all threads) is less sensitive to it than wall time
+    cpu_ratio = cl["cpu_seconds"] / cb["cpu_seconds"]
+    print(f"  (process CPU time: LoTTS {cl['cpu_seconds']:.1f} s, Best-of-N {cb['cpu_seconds']:.1f} s, "
+          f"ratio {cpu_ratio:.3f}; per NFE {cpu_ratio / (nl / nb):.3f}; load average now "
+          f"{load_average()})")
     print(f"NFE granularity factor (LoTTS NFE / Best-of-N NFE): {granularity:.4f} ({nl} / {nb})")
     print(f"per-NFE ratio (time ratio / granularity): {ratio / granularity:.3f} (goal <= 1.05)")
     print(f"probes' share of LoTTS time: {100 * cl['seconds']['probes'] / tl:.1f} % (goal <= 5 %)")
