@@ -2,105 +2,53 @@
 
 The U-Net is SD1.5's own (``unet_config`` of ``comfy/model_detection.py``: model_channels
 320, channel_mult 1-2-4-4, 8 heads, context 768; 860 M parameters), built from ComfyUI's
-classes with random weights, fp32 on CPU. The CLIP is ComfyUI's SD1 CLIP object (real
-tokenizer) whose text model is 768 wide but 1 layer deep, so the U-Net's cross-attention
-sees real 77 x 768 context. All nodes are the pack's, loaded with ComfyUI's custom-node
-loader and called inside ``torch.inference_mode()`` as the server does.
+classes with random weights, fp32. The CLIP is ComfyUI's SD1 CLIP object (real tokenizer)
+whose text model is 768 wide but 1 layer deep, so the U-Net's cross-attention sees real
+77 x 768 context. All nodes are the pack's, loaded with ComfyUI's custom-node loader and
+run through ``comfy_host.run_node`` inside ``torch.inference_mode()`` as the server does.
+The localizer probes all candidates together (two conditionings per model call, a CFG
+step's batch: ``ProbeGuider.GROUP``).
 
 Figures (printed as "name: value (goal ...)"):
 
-(a) NFE-equivalents per candidate = wall time of ``LoTTSDefectLocalizer.localize`` per
-    candidate / wall time of ONE denoiser evaluation of one image (the per-step time of a
-    stock KSampler run, cfg 1.0, batch 1, euler). Runs are interleaved, best of
-    ``--repeats`` after a warm-up. Also the model evaluations the localizer makes, counted
-    by a ``set_model_unet_function_wrapper`` on a clone (images per call summed; expected 3
-    per candidate). Goal <= 3.
+(a) NFE-equivalents per candidate: localize time per candidate / time of one denoiser
+    evaluation of one image at the same batch -- N=1: a stock KSampler step at cfg 1,
+    batch 1; N=``--batch``: the localizer on that many candidates / a cfg-1 KSampler
+    step of that batch. Goal <= 3. Also the model calls and images the localizer makes,
+    counted by a ``set_model_unet_function_wrapper`` on a clone: calls per candidate
+    goal <= 3/(2N) + 1, images 3 per candidate.
 (b) The localizer's share of a whole LoTTS pipeline: Seed Fan-Out (N=4, T=20) -> Defect
     Localizer -> Masked Refine (k=2, t0=10, end_step=17) -> Harmonize (17..20), cfg 7,
     euler/normal. Goal <= 5 %.
-(c) Peak memory of the localizer (1 candidate) / peak memory of plain sampling (a stock
-    KSampler run of one image at cfg 7, 2 steps), each in its own subprocess: glibc's mmap
-    threshold is fixed at 128 KiB (``MALLOC_MMAP_THRESHOLD_``) so freed tensors go back to
-    the OS; the model is built, the operation runs once as a warm-up, memory is trimmed,
-    the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``, also resets
-    ru_maxrss) and the baseline RSS read; the figure is peak RSS during a second run minus
-    that baseline (activations and temporaries; weights excluded). Goal <= 1.10.
+(c) Peak memory of the localizer / peak memory of plain sampling (a stock KSampler run at
+    cfg 7, 2 steps, same batch), for 1 candidate and for ``--batch`` candidates, each in
+    its own subprocess (bench_common.PeakMemory: activations and temporaries above a
+    post-warm-up baseline; weights excluded). Goal <= 1.10.
 
-A 512x512 run of the whole pipeline does not fit in minutes on 2 CPU cores, so the sizes
-are options: ``--size`` for (a) and (c) (default 256 = latent 32x32, the localizer's
-attention level 8x8), ``--pipeline-size`` for (b) (default 64: 332 image evaluations of
-an 860 M U-Net take 2-5 min at 64 px and ~11 min at 128 px on 2 shared cores;
-``--parts ac`` skips it). The share depends on how much cheaper per image the sampling
-stages' large batches (8, 16) are than the probes' batch 3, which varies with size and
-machine: compare the printed per-stage seconds and NFE.
+Sizes are options: ``--size`` for (a) and (c) (default 256 = latent 32x32, the localizer's
+attention level 8x8), ``--pipeline-size`` for (b) (default 64; ``--parts ac`` skips it).
 
-    COMFYUI_PATH=~/ComfyUI ~/ComfyUI/.venv/bin/python benchmarks/b2_localizer_cost.py
+    COMFYUI_PATH=~/ComfyUI ~/ComfyUI/.venv/bin/python benchmarks/b2_localizer_cost.py \
+        [--size 256] [--pipeline-size 64] [--parts abc] [--batch 4] [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import datetime
-import gc
-import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "host")]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import (MIB, ModelCalls, PeakMemory, child_result,  # noqa: E402
+                          clip_768, encode, machine_line, run_child, run_node, sd15_unet,
+                          start_comfyui, unet_params)
 
-from bench_common import clip_768, cpu_model, sd15_unet  # noqa: E402
-
-MIB = 1 << 20
 PROMPT = "a photo of a cat sitting on a wooden chair"
 NEGATIVE = "blurry, ugly"
 POS_T, NEG_T = "A high-quality image of {p}", "A low-quality image of {p}"
 N, K, T, T0, END, CFG, PROBE_STEP = 4, 2, 20, 10, 17, 7.0, 15
 CLIP_LAYERS = 1
-
-# --- setup ---------------------------------------------------------------------------
-
-def host():
-    from comfy_host import load_pack, require_comfyui
-    require_comfyui()
-    return load_pack()
-
-
-def build_models(seed: int = 0):
-    """(ModelPatcher of the SD1.5 U-Net, CLIP with a 1-layer 768-wide text model)."""
-    return sd15_unet(seed), clip_768(CLIP_LAYERS, seed + 1)
-
-
-def encode(clip, text):
-    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
-
-
-class Counter:
-    """Counts and times the model evaluations of a clone (images per call summed)."""
-
-    def __init__(self, model):
-        counter = self
-
-        def wrapper(apply_model, args):
-            # a plain function, not a bound method: ModelPatcher.clone() deep-copies
-            # model_options, and deepcopy would copy a bound method's instance with it
-            t = time.perf_counter()
-            out = apply_model(args["input"], args["timestep"], **args["c"])
-            counter.seconds += time.perf_counter() - t
-            counter.calls += 1
-            counter.images += args["input"].shape[0]
-            return out
-
-        self.model = model.clone()
-        self.model.set_model_unet_function_wrapper(wrapper)
-        self.reset()
-
-    def reset(self):
-        self.calls, self.images, self.seconds = 0, 0, 0.0
 
 
 def latent(size, batch=1, seed=0):
@@ -115,106 +63,95 @@ def ksampler(model, pos, neg, lat, steps, cfg, seed=0):
                                          lat)[0]
 
 
-def localize(pack, model, clip, cands, seed=0):
-    return pack.NODE_CLASS_MAPPINGS["LoTTSDefectLocalizer"]().localize(
-        model, clip, PROMPT, cands, 0.5, 0.5, PROBE_STEP, POS_T, NEG_T, seed, steps=T)["result"]
+def localize(model, clip, cands, seed=0):
+    return run_node("LoTTSDefectLocalizer", model, clip, PROMPT, cands, 0.5, 0.5, PROBE_STEP,
+                    POS_T, NEG_T, seed, steps=T).result
 
 
 # --- (c) memory, in a subprocess -----------------------------------------------------
 
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _trim():
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-
-
-def child_memory(what: str, size: int) -> dict:
+def child_memory(what: str, size: int, batch: int) -> dict:
     import torch
-    pack = host()
-    model, clip = build_models()
+    start_comfyui()
+    model, clip = sd15_unet(), clip_768(CLIP_LAYERS, 1)
     pos, neg = encode(clip, PROMPT), encode(clip, NEGATIVE)
-    cands = latent(size)
-    counter = Counter(model)
+    cands = latent(size, batch)
+    counter = ModelCalls(model)
 
     def run():
         if what == "localizer":
-            return localize(pack, counter.model, clip, cands)
-        return ksampler(counter.model, pos, neg, latent(size), 2, CFG)
+            return localize(counter.model, clip, cands)
+        return ksampler(counter.model, pos, neg, latent(size, batch), 2, CFG)
 
+    memory = PeakMemory()
     with torch.inference_mode():
         out = run()  # warm-up
         del out
-        _trim()
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        base = _status("VmRSS")
+        memory.start()
         counter.reset()
         out = run()
-        peak = _status("VmHWM") - base
-    return {"what": what, "peak": peak, "base": base, "total_peak": peak + base,
-            "calls": counter.calls, "images": counter.images}
+        peak = memory.peak()
+    return {"peak": peak, "base": memory.base, "calls": counter.calls, "images": counter.images}
 
 
-def measure_memory(what: str, size: int) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(128 * 1024), PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child-memory", what,
-                           "--size", str(size)], env=env, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise RuntimeError(f"memory child {what} failed ({proc.returncode})")
-    return json.loads(lines[-1][len("RESULT "):])
+def part_c(size, batch):
+    print(f"  (c) size {size}x{size}; peak memory above the post-warm-up baseline, own "
+          f"subprocess each")
+    for n in sorted({1, batch}):
+        loc = run_child(__file__, ["--child-memory", "localizer", "--size", str(size),
+                                   "--batch", str(n)])
+        ks = run_child(__file__, ["--child-memory", "ksampler", "--size", str(size),
+                                  "--batch", str(n)])
+        print(f"      KSampler cfg {CFG}, batch {n}, 2 steps: {ks['peak'] / MIB:.0f} MiB above "
+              f"{ks['base'] / MIB:.0f} MiB ({ks['images']} images in {ks['calls']} calls)")
+        print(f"      localizer, {n} candidate(s): {loc['peak'] / MIB:.0f} MiB above "
+              f"{loc['base'] / MIB:.0f} MiB ({loc['images']} images in {loc['calls']} calls)")
+        print(f"localizer peak memory / plain sampling peak memory, {n} candidate(s): "
+              f"{loc['peak'] / ks['peak']:.3f} (goal <= 1.10)")
 
 
-# --- main ----------------------------------------------------------------------------
+# --- (a), (b) --------------------------------------------------------------------------
 
-def part_a(pack, counter, clip, pos, neg, size, repeats, steps):
+def part_a(counter, clip, pos, neg, size, batch, repeats, steps):
+    """Per-candidate localize time over the per-image time of a cfg-1 step of the same
+    batch, for 1 and ``batch`` candidates, interleaved rounds after a warm-up."""
+    sizes = sorted({1, batch})
+    cands = {n: latent(size, n, seed=1) for n in sizes}
+    times = {n: {"step": [], "loc": [], "model": [], "calls": 0, "images": 0} for n in sizes}
+    ksampler(counter.model, pos, neg, latent(size), 1, 1.0)  # warm-up
+    localize(counter.model, clip, cands[1])
+    for _ in range(repeats):
+        for n in sizes:
+            t = time.perf_counter()
+            ksampler(counter.model, pos, neg, latent(size, n), steps, 1.0)
+            times[n]["step"].append((time.perf_counter() - t) / steps)
+            counter.reset()
+            t = time.perf_counter()
+            localize(counter.model, clip, cands[n])
+            times[n]["loc"].append(time.perf_counter() - t)
+            times[n]["model"].append(counter.seconds)
+            times[n]["calls"], times[n]["images"] = counter.calls, counter.images
+    print(f"  (a) size {size}x{size} (latent {size // 8}x{size // 8}), fastest of {repeats} "
+          f"interleaved round(s) after a warm-up")
+    for n in sizes:
+        r = times[n]
+        step, loc = min(r["step"]), min(r["loc"])
+        model_s = r["model"][r["loc"].index(loc)]
+        print(f"      {n} candidate(s): KSampler cfg 1 batch {n}: {step:.2f} s/step; localize "
+              f"{loc:.2f} s ({model_s:.2f} s in model calls), {r['images']} images in "
+              f"{r['calls']} calls")
+        print(f"localizer model calls per candidate, {n} candidate(s): {r['calls'] / n:.3f} "
+              f"(goal <= {3 / (2 * n) + 1:.3f}); images per candidate {r['images'] / n:.0f} "
+              f"(expected 3)")
+        print(f"localizer NFE-equivalents per candidate, {n} candidate(s): "
+              f"{loc / step:.2f} (goal <= 3)")
+    return min(times[1]["loc"]) / min(times[1]["step"])
+
+
+def part_b(counter, clip, pos, neg, size):
     import torch
-    cands = latent(size, batch=1, seed=1)
-    step_times, loc_times, loc_model = [], [], []
-    for r in range(repeats + 1):  # round 0 is the warm-up
-        counter.reset()
-        t = time.perf_counter()
-        ksampler(counter.model, pos, neg, latent(size), steps, 1.0)
-        step_times.append((time.perf_counter() - t) / steps)
-        ks_calls, ks_images = counter.calls, counter.images
-        counter.reset()
-        t = time.perf_counter()
-        localize(pack, counter.model, clip, cands)
-        loc_times.append(time.perf_counter() - t)
-        loc_model.append(counter.seconds)
-        loc_calls, loc_images = counter.calls, counter.images
-    step, loc = min(step_times[1:]), min(loc_times[1:])
-    best = loc_times.index(loc)
-    print(f"  (a) size {size}x{size} (latent {size // 8}x{size // 8}), 1 candidate, best of "
-          f"{repeats} interleaved rounds after a warm-up round")
-    print(f"      KSampler cfg 1.0, batch 1, {steps} steps: {step:.2f} s/step "
-          f"({ks_calls} model calls, {ks_images} images; all rounds: "
-          f"{', '.join(f'{x:.2f}' for x in step_times[1:])})")
-    print(f"      localize: {loc:.2f} s per candidate, of which {loc_model[best]:.2f} s inside "
-          f"the model call (all rounds: {', '.join(f'{x:.2f}' for x in loc_times[1:])})")
-    print(f"localizer model evaluations per candidate: {loc_images} images in {loc_calls} "
-          f"call(s) (expected 3)")
-    print(f"localizer NFE-equivalents per candidate: {loc / step:.2f} (goal <= 3)")
-    return loc / step
-
-
-def part_b(pack, counter, clip, pos, neg, size):
-    import torch
-    m = pack.NODE_CLASS_MAPPINGS
     empty = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
-    # warm-up at this size: one cfg-7 step of each batch the pipeline uses
-    ksampler(counter.model, pos, neg, empty, 1, CFG)
+    ksampler(counter.model, pos, neg, empty, 1, CFG)  # warm-up at this size
     stages = []
 
     def stage(name, fn):
@@ -224,39 +161,26 @@ def part_b(pack, counter, clip, pos, neg, size):
         stages.append((name, time.perf_counter() - t, counter.images, counter.calls))
         return out
 
-    seed = 0
-    cands = stage(f"fan-out N={N} x T={T}", lambda: m["LoTTSSeedFanOut"]().fan_out(
-        counter.model, pos, neg, empty, seed, N, T, CFG, "euler", "normal")[0])
-    mask = stage(f"localize N={N}", lambda: localize(pack, counter.model, clip, cands, seed)[0])
-    refined = stage(f"refine N*k={N * K} x ({END}-{T0})", lambda: m["LoTTSMaskedRefine"]().refine(
-        counter.model, pos, neg, cands, mask, seed, K, T, CFG, "euler", "normal", T0, END)[0])
-    stage(f"harmonize {N * K} x ({T}-{END})", lambda: m["LoTTSHarmonize"]().harmonize(
-        counter.model, pos, neg, refined, seed, T, CFG, "euler", "normal", END, False))
+    m = counter.model
+    cands = stage(f"fan-out N={N} x T={T}", lambda: run_node(
+        "LoTTSSeedFanOut", m, pos, neg, empty, 0, N, T, CFG, "euler", "normal").result[0])
+    mask = stage(f"localize N={N}", lambda: localize(m, clip, cands)[0])
+    refined = stage(f"refine N*k={N * K} x ({END}-{T0})", lambda: run_node(
+        "LoTTSMaskedRefine", m, pos, neg, cands, mask, 0, K, T, CFG, "euler", "normal", T0,
+        END).result[0])
+    stage(f"harmonize {N * K} x ({T}-{END})", lambda: run_node(
+        "LoTTSHarmonize", m, pos, neg, refined, 0, T, CFG, "euler", "normal", END, False))
     total = sum(s[1] for s in stages)
     print(f"  (b) size {size}x{size} (latent {size // 8}x{size // 8}), cfg {CFG}, euler/normal, "
           f"probe_step {PROBE_STEP}")
     for name, secs, images, calls in stages:
         print(f"      {name:24s} {secs:8.1f} s  {100 * secs / total:5.1f} %   NFE (images "
-              f"through the model) {images:4d} in {calls} calls")
-    loc = stages[1][1]
+              f"through the model) {images:4d} in {calls} calls, {secs / images:.3f} s/NFE")
     nfe = sum(s[2] for s in stages)
     print(f"      pipeline NFE {nfe} (Best-of-N at the same N: {N * T * 2}; cfg counts 2 per image)")
-    print(f"localizer share of the LoTTS pipeline time: {100 * loc / total:.1f} % (goal <= 5 %)")
+    print(f"localizer share of the LoTTS pipeline time: {100 * stages[1][1] / total:.1f} % "
+          f"(goal <= 5 %)")
     return stages
-
-
-def part_c(size):
-    loc = measure_memory("localizer", size)
-    ks = measure_memory("ksampler", size)
-    print(f"  (c) size {size}x{size}; peak RSS above the post-warm-up baseline, own subprocess each")
-    print(f"      KSampler cfg {CFG}, 1 image, 2 steps: {ks['peak'] / MIB:.0f} MiB above a "
-          f"{ks['base'] / MIB:.0f} MiB baseline ({ks['images']} images in {ks['calls']} calls)")
-    print(f"      localizer, 1 candidate: {loc['peak'] / MIB:.0f} MiB above a "
-          f"{loc['base'] / MIB:.0f} MiB baseline ({loc['images']} images in {loc['calls']} calls)")
-    print(f"      whole-process peak (weights included): localizer / KSampler = "
-          f"{loc['total_peak'] / ks['total_peak']:.3f}")
-    print(f"localizer peak memory / plain sampling peak memory: {loc['peak'] / ks['peak']:.3f} "
-          f"(goal <= 1.10)")
 
 
 def main():
@@ -265,42 +189,39 @@ def main():
     ap.add_argument("--size", type=int, default=256, help="image side for (a) and (c)")
     ap.add_argument("--pipeline-size", type=int, default=64, help="image side for (b)")
     ap.add_argument("--parts", default="abc", help="which figures: any of a, b, c")
-    ap.add_argument("--repeats", type=int, default=2, help="(a): timed rounds after the warm-up")
+    ap.add_argument("--batch", type=int, default=N, help="(a), (c): candidates probed together")
+    ap.add_argument("--repeats", type=int, default=1, help="(a): timed rounds after the warm-up")
     ap.add_argument("--steps", type=int, default=2, help="(a): steps of the cfg-1 KSampler run")
     a = ap.parse_args()
     if a.child_memory:
-        print("RESULT " + json.dumps(child_memory(a.child_memory, a.size)), flush=True)
+        child_result(child_memory(a.child_memory, a.size, a.batch))
         return
 
+    start_comfyui()
     import torch
-    pack = host()
     import comfy.ldm.modules.attention as attention
-    print(f"B2 localizer cost: SD1.5 U-Net (real config, random weights, fp32, CPU), CLIP "
+    print(f"B2 localizer cost: SD1.5 U-Net (real config, random weights, fp32), CLIP "
           f"768 wide x {CLIP_LAYERS} layer, prompt {PROMPT!r}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
-          f"threads, torch {torch.__version__}, python {platform.python_version()}, "
-          f"ComfyUI attention {attention.optimized_attention.__name__}, "
-          f"{datetime.date.today().isoformat()}")
+    print(f"machine: {machine_line()}; ComfyUI attention {attention.optimized_attention.__name__}")
     print(f"sizes: (a)/(c) {a.size}x{a.size}, (b) {a.pipeline_size}x{a.pipeline_size}; pipeline "
           f"N={N}, k={K}, T={T}, t0={T0}, end_step={END}, cfg {CFG}, mask_ratio 0.5, "
           f"probe_step {PROBE_STEP}")
     t_start = time.perf_counter()
     if "c" in a.parts:  # first, so its subprocesses do not sit beside this process's model
-        part_c(a.size)
+        part_c(a.size, a.batch)
     if "a" in a.parts or "b" in a.parts:
         t = time.perf_counter()
-        model, clip = build_models()
-        params = sum(p.numel() for p in model.model.diffusion_model.parameters())
-        print(f"  built U-Net ({params / 1e6:.0f} M params) and CLIP in "
+        model, clip = sd15_unet(), clip_768(CLIP_LAYERS, 1)
+        print(f"  built U-Net ({unet_params(model) / 1e6:.0f} M params) and CLIP in "
               f"{time.perf_counter() - t:.0f} s")
         pos, neg = encode(clip, PROMPT), encode(clip, NEGATIVE)
-        counter = Counter(model)
+        counter = ModelCalls(model)
         with torch.inference_mode():
             nfe_eq = None
             if "a" in a.parts:
-                nfe_eq = part_a(pack, counter, clip, pos, neg, a.size, a.repeats, a.steps)
+                nfe_eq = part_a(counter, clip, pos, neg, a.size, a.batch, a.repeats, a.steps)
             if "b" in a.parts:
-                stages = part_b(pack, counter, clip, pos, neg, a.pipeline_size)
+                stages = part_b(counter, clip, pos, neg, a.pipeline_size)
                 if nfe_eq is not None:  # the same share, from (a)'s cost and (b)'s NFE counts
                     rest = sum(s[2] for s in stages) - stages[1][2]
                     print(f"      cross-check at {a.size}x{a.size}: N x (a) = {N * nfe_eq:.1f} "

@@ -4,7 +4,8 @@ Prints, for each architecture, per-image time batched(8) / one-at-a-time (lower 
 < 1 means batching pays) and the largest score difference between the two (must be
 < 1e-5, relative to the scores' scale when that exceeds 1). Models are random-weight checkpoints in the original layouts, built in a temp
 folder: ``--size tiny`` (default, seconds) or ``--size base`` (ViT-B-sized towers; slower
-but closer to the real cost profile). Not a test: run it by hand.
+but closer to the real cost profile). ``LOTTS_BENCH_DEVICE=gpu`` scores on the GPU. Not
+a test: run it by hand.
 
     python3 benchmarks/b4_verifier_batching.py [--size tiny|base] [--repeats 3] [--threads N]
 """
@@ -20,9 +21,10 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "core")]
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "core"), os.path.dirname(os.path.abspath(__file__))]
 
 import verifier_fixtures as vf  # noqa: E402
+from bench_common import GPU, machine_line  # noqa: E402
 from lotts.verifiers import load_verifier  # noqa: E402
 
 PROMPT = "a photo of the red cat"
@@ -50,7 +52,7 @@ def timed(fn, repeats):
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        out = fn()
+        out = fn()  # scores come back on the CPU: the device has finished
         best = min(best, time.perf_counter() - t)
     return best, out
 
@@ -63,13 +65,15 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = "cuda" if GPU and torch.cuda.is_available() else "cpu"
     images = vf.images(8, h=256, w=256, seed=0)
-    print(f"B4 verifier batching, size={args.size}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"B4 verifier batching, size={args.size}, device {device}")
+    print(f"machine: {machine_line()}")
     print(f"{'architecture':36s} {'batched/img':>12s} {'single/img':>12s} {'ratio':>7s} {'max|diff|':>10s} {'max|score|':>10s}")
     with tempfile.TemporaryDirectory() as root:
         for label, (name, path) in build(root, args.size).items():
-            v = load_verifier(name, str(path))
-            tb, sb = timed(lambda: v.score(images, PROMPT), args.repeats)
+            v = load_verifier(name, str(path), device=device)
+            tb, sb = timed(lambda: v.score(images, PROMPT, batch_size=8), args.repeats)
             ts, ss = timed(lambda: torch.cat([v.score(images[i:i + 1], PROMPT) for i in range(8)]), args.repeats)
             diff = (sb - ss).abs().max().item()
             scale = sb.abs().max().item()
