@@ -24,6 +24,7 @@ const STYLE = `
   border:1px solid var(--border-color, #444); border-radius:4px; padding:1px 7px; font:inherit; }
 .lotts-bar input[type=range] { flex:1 1 auto; min-width:40px; }
 .lotts-caption { flex:0 0 auto; opacity:.85; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+.lotts-note { font-size:10px; opacity:.7; }
 .lotts-grid { display:flex; flex-wrap:wrap; gap:6px; overflow-y:auto; }
 .lotts-cell { width:72px; display:flex; flex-direction:column; align-items:center;
   border:2px solid transparent; border-radius:4px; padding:1px; box-sizing:content-box; }
@@ -105,6 +106,7 @@ class DefectViewer {
     root.dataset.lotts = "viewer";
     this.canvas = el("canvas", { width: 1, height: 1 });
     this.caption = el("div", { className: "lotts-caption" });
+    this.note = el("div", { className: "lotts-caption lotts-note" });
     const prev = el("button", { textContent: "◀", title: "previous candidate", onclick: () => this.step(-1) });
     const next = el("button", { textContent: "▶", title: "next candidate", onclick: () => this.step(1) });
     this.toggle = el("button", { title: "show the heatmap or the binary mask",
@@ -113,7 +115,7 @@ class DefectViewer {
                                 oninput: () => { this.opacity = L.sliderToOpacity(this.slider.value); this.draw(); } });
     root.append(el("div", { className: "lotts-stage" }, [this.canvas]),
                 el("div", { className: "lotts-bar" }, [prev, this.toggle, this.slider, next]),
-                this.caption);
+                this.caption, this.note);
   }
 
   setPayload(p) {
@@ -134,6 +136,8 @@ class DefectViewer {
     this.root.dataset.mode = mode;
     this.toggle.textContent = mode === "mask" ? "mask" : "heatmap";
     this.caption.textContent = L.viewerCaption(i, n, p.maskRatio);
+    this.note.textContent = L.localizerNote(p.localizer, i);
+    this.note.title = this.note.textContent;
     const overlayRef = mode === "mask" ? p.masks[i] : p.heatmaps[i];
     try {
       const [img, ov] = await Promise.all([loadImage(p.candidates[i]),

@@ -50,7 +50,33 @@ export function parseViewerPayload(msg) {
     masks: candidates.map((_, i) => masks[i] ?? null),
     heatmaps: candidates.map((_, i) => heatmaps[i] ?? null),
     maskRatio: Number.isFinite(ratio) ? ratio : null,
+    localizer: localizerInfo(msg.lotts_localizer),
   };
+}
+
+/** What the localizer read and decided ({blocks, attention, decisions}), or null. */
+function localizerInfo(list) {
+  const info = Array.isArray(list) ? list[0] : null;
+  if (!info || typeof info !== "object") return null;
+  const strings = (v) => (Array.isArray(v) ? v.filter((x) => typeof x === "string") : []);
+  return {
+    attention: typeof info.attention === "string" ? info.attention : "",
+    blocks: strings(info.blocks),
+    decisions: strings(info.decisions),
+  };
+}
+
+/** The viewer's second line for candidate `index`: the blocks read and what stage 2 did,
+ *  e.g. "cross attention of input 7, input 8 · propagated (...)"; "" without the info. */
+export function localizerNote(localizer, index) {
+  if (!localizer) return "";
+  const parts = [];
+  if (localizer.blocks.length) {
+    parts.push(`${localizer.attention ? `${localizer.attention} attention of ` : ""}${localizer.blocks.join(", ")}`);
+  }
+  const d = localizer.decisions[index];
+  if (d) parts.push(d);
+  return parts.join(" · ");
 }
 
 /**
@@ -78,7 +104,8 @@ export function parseScoresPayload(msg) {
 /** The keys of an executed message worth saving for the viewer / the gallery. */
 export function viewerKeys(msg) {
   const out = {};
-  for (const k of ["lotts_candidates", "lotts_masks", "lotts_heatmaps", "lotts_mask_ratio"]) {
+  for (const k of ["lotts_candidates", "lotts_masks", "lotts_heatmaps", "lotts_mask_ratio",
+                   "lotts_localizer"]) {
     if (msg && msg[k] !== undefined) out[k] = msg[k];
   }
   return out;

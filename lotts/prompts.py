@@ -74,3 +74,24 @@ def differing_tokens(ids_a: list[int], content_a, ids_b: list[int], content_b):
         if j not in shared:
             out[i] = 1.0
     return out if any(out) else [1.0 if w > 0 else 0.0 for w in content_a]
+
+
+def phrase_positions(ids: list, content, phrases: list[list]) -> list[float]:
+    """1.0 on the content tokens of a prompt that belong to one of ``phrases``, else 0.0.
+
+    ``ids``: the prompt's token keys as the model sees them, ``content``: its content-token
+    mask (as for :func:`differing_tokens`), ``phrases``: token-key sequences (a word may
+    be several tokens: every contiguous occurrence of the whole sequence among the content
+    tokens is marked). Returns all zeros when no phrase occurs -- the caller says so.
+    """
+    content = [float(w) for w in (content.tolist() if hasattr(content, "tolist") else content)]
+    idx = [i for i, w in enumerate(content) if w > 0]
+    seq = [ids[i] for i in idx]
+    out = [0.0] * len(content)
+    for phrase in phrases:
+        n = len(phrase)
+        for j in range(len(seq) - n + 1 if n else 0):
+            if seq[j:j + n] == list(phrase):
+                for i in idx[j:j + n]:
+                    out[i] = 1.0
+    return out

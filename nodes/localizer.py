@@ -22,7 +22,7 @@ from ..lotts.localize import (PROPAGATION_MODES, STRUCTURELESS_ENTROPY, check_ma
                               check_prior_weight, check_propagation, feather_mask,
                               grid_to_latent, grow_mask, latent_to_grid, localize, resize_mask)
 from ..lotts.preview import colorize
-from ..lotts.prompts import CONTRAST_TOKENS, differing_tokens, quality_prompts
+from ..lotts.prompts import CONTRAST_TOKENS, differing_tokens, phrase_positions, quality_prompts
 from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs
@@ -72,6 +72,34 @@ def token_key(token):
     return int(token)
 
 
+def phrase_tokens(clip, words: str) -> list[list]:
+    """The token-key sequences of the comma-separated phrases of ``words``, one per phrase
+    and text encoder (SDXL's two CLIPs, SD3's CLIPs and T5 tokenize differently); an
+    empty list for an empty string."""
+    seqs = []
+    for phrase in (w.strip() for w in words.split(",")):
+        if not phrase:
+            continue
+        for chunks in clip.tokenize(phrase, return_word_ids=True).values():
+            seq = [token_key(t[0]) for chunk in chunks for t in chunk if t[2] > 0]
+            if seq and seq not in seqs:
+                seqs.append(seq)
+    return seqs
+
+
+def prior_weights(settings, ids: list, content: torch.Tensor) -> torch.Tensor:
+    """The prompt tokens CA_orig (the prior, ③) averages: all content tokens, or only the
+    ``prior_words`` where they are given -- refused when none of them is in the prompt."""
+    if not settings.prior_words.strip():
+        return content
+    chosen = phrase_positions(ids, content, phrase_tokens(settings.clip, settings.prior_words))
+    if not any(chosen):
+        raise ValueError(f"prior_words: none of {settings.prior_words!r} occurs in the prompt "
+                         f"{settings.prompt!r}. Give words of the prompt (comma-separated, "
+                         "e.g. its subject), or leave prior_words empty for all its words.")
+    return torch.tensor(chosen)
+
+
 def with_text_of(positive, encoded):
     """The user's ``positive`` conditioning with its text replaced by ``encoded``'s.
 
@@ -107,6 +135,7 @@ class ProbeSettings:
     max_batch: int = 0
     propagation: str = "always"
     contrast_tokens: str = CONTRAST_TOKENS[0]
+    prior_words: str = ""
 
     def __post_init__(self):
         check_mask_ratio(self.mask_ratio)
@@ -203,10 +232,10 @@ class LoTTSDefectLocalizer(io.ComfyNode):
     def execute(cls, *, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
                 positive_template, negative_template, seed, steps=20, scheduler="normal",
                 grow=0, feather=0, vae=None, positive=None, max_batch=0, propagation="always",
-                contrast_tokens=CONTRAST_TOKENS[0]):
+                contrast_tokens=CONTRAST_TOKENS[0], prior_words=""):
         settings = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
                                  probe_step, positive_template, negative_template, grow, feather,
-                                 positive, max_batch, propagation, contrast_tokens)
+                                 positive, max_batch, propagation, contrast_tokens, prior_words)
         samples = check_latent(model, candidates, "candidates")
         info = {}
         mask, heatmap = localize_candidates(
@@ -236,6 +265,10 @@ def method_inputs():
                            "tokens: the paper (the prompt's words too, which both quality "
                            "prompts share). where the templates differ: only the words that "
                            "differ between the two templates ('high' vs 'low' by default).")),
+        io.String.Input("prior_words", default="", optional=True, tooltip=(
+            "Stage 3's prior (where the prompt's subject is) from these words of the "
+            "prompt only, comma-separated (e.g. 'cat, chair'). Empty: all the prompt's "
+            "words (the paper). Words not in the prompt are refused.")),
     ]
 
 
@@ -287,6 +320,7 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     samples = check_latent(s.model, candidates, "candidates")
     encoded, weights, ids = zip(*(encode_tokens(s.clip, t) for t in s.texts()))
     weights = list(weights)
+    weights[0] = prior_weights(s, ids[0], weights[0])
     if s.contrast_tokens == CONTRAST_TOKENS[1]:
         pos, neg = weights[1], weights[2]
         weights[1] = torch.tensor(differing_tokens(ids[1], pos, ids[2], neg))
@@ -324,6 +358,7 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
                     grid=list(recorder.acc.grid), layers=list(recorder.acc.layers_seen),
                     contrast_tokens=s.contrast_tokens,
                     contrast_token_count=[int(weights[1].sum()), int(weights[2].sum())],
+                    prior_words=s.prior_words.strip(), prior_token_count=int(weights[0].sum()),
                     propagation=s.propagation,
                     self_attention_entropy=[round(e, 4) for e in entropy],
                     propagated=propagated,

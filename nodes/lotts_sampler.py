@@ -32,7 +32,9 @@ def localizer_lines(info: dict) -> list[str]:
         return []
     lines = [f"localizer: {info['attention']} attention of {', '.join(info['blocks'])} "
              f"({info['grid'][0]}x{info['grid'][1]} tokens); contrast on "
-             f"{info['contrast_tokens']}; propagation {info['propagation']}"]
+             f"{info['contrast_tokens']}; prior on "
+             f"{repr(info['prior_words']) if info.get('prior_words') else 'all the prompt words'}; "
+             f"propagation {info['propagation']}"]
     entropy, used = info.get("self_attention_entropy") or [], info.get("propagated") or []
     if entropy:
         lines.append(f"  self-attention row entropy {min(entropy):.3f}-{max(entropy):.3f} of "
@@ -103,7 +105,7 @@ class LoTTSSampler(io.ComfyNode):
                 seed, candidates, refinements, depth, steps, cfg, sampler_name, scheduler,
                 start_step, harmonize_steps, mask_ratio, prior_weight, max_batch=0,
                 region="full frame", context=32, upscale_to=0, propagation="always",
-                contrast_tokens="all content tokens"):
+                contrast_tokens="all content tokens", prior_words=""):
         prompt = check_prompt(prompt, "the localizer and the verifier need the prompt text.")
         plan = Plan(candidates, steps, refinements, start_step, harmonize_steps, depth)
         settings = SamplingSettings(model, positive, negative, steps, cfg, sampler_name,
@@ -111,7 +113,7 @@ class LoTTSSampler(io.ComfyNode):
         probe = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
                               probe_step_for(steps), positive=positive,
                               max_batch=max_batch, propagation=propagation,
-                              contrast_tokens=contrast_tokens)
+                              contrast_tokens=contrast_tokens, prior_words=prior_words)
         result = run_search(settings, plan, probe, latent_image=latent_image, seed=seed,
                             vae=vae, verifier=verifier, region=region, context=context,
                             upscale_to=upscale_to)

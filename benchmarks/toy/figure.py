@@ -1,5 +1,5 @@
 """The toy-world picture: candidate, planted defect, heatmap P, mask, refined -- one row
-per case, for the node's defaults and for a setting of lotts/robust.py.
+per case, for the node's defaults and for one of the localizer's options (localization.FIXES).
 
 Toy world, not a real checkpoint: latents of a 1 M-parameter U-Net trained on coloured
 shapes, shown through a fixed latent -> RGB map (toy_world.to_rgb).
@@ -40,12 +40,12 @@ def parse():
 
 
 def refine_with(model, clip, case, mask):
-    positive, _ = adapter.encode(clip, case.caption)
-    negative, _ = adapter.encode(clip, "")
+    positive = adapter.encode(clip, case.caption)
+    negative = adapter.encode(clip, "")
     end = STEPS - HARMONIZE
     out = adapter.refine(model, positive, negative, case.latent.unsqueeze(0), mask.unsqueeze(0),
                          7, 1, STEPS, CFG, T0, end)
-    return adapter.harmonize(model, positive, negative, out, STEPS, CFG, end)[0]
+    return adapter.harmonize(model, positive, negative, out, 7, STEPS, CFG, end)[0]
 
 
 def main():

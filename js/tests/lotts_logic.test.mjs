@@ -140,3 +140,19 @@ test("gallery height grows with rows, 0 when empty", () => {
   assert.ok(L.galleryHeight(6, 300) > one);
   assert.ok(L.galleryHeight(6, 10) >= L.galleryHeight(6, 300)); // at least one per row
 });
+
+test("the viewer names the blocks read and what propagation did, per candidate", () => {
+  const p = L.parseViewerPayload({
+    lotts_candidates: [{ filename: "a.png" }, { filename: "b.png" }],
+    lotts_localizer: [{ attention: "cross", blocks: ["input 7", "input 8"],
+                        decisions: ["propagated (self-attention row entropy 0.520 of max)",
+                                    "propagation skipped: ..."] }],
+  });
+  assert.equal(L.localizerNote(p.localizer, 0),
+               "cross attention of input 7, input 8 · propagated (self-attention row entropy 0.520 of max)");
+  assert.equal(L.localizerNote(p.localizer, 1), "cross attention of input 7, input 8 · propagation skipped: ...");
+  assert.equal(L.localizerNote(null, 0), "");
+  const bare = L.parseViewerPayload({ lotts_candidates: [{ filename: "a.png" }], lotts_localizer: ["x"] });
+  assert.equal(bare.localizer, null);
+  assert.deepEqual(Object.keys(L.viewerKeys({ lotts_localizer: [{}], other: 1 })), ["lotts_localizer"]);
+});

@@ -8,7 +8,7 @@ import torch
 
 from lotts.localize import (STRUCTURELESS_ENTROPY, flat_maps, localize, normalize, propagate,
                             propagate_guarded, self_attention_entropy, top_ratio_mask)
-from lotts.prompts import differing_tokens
+from lotts.prompts import differing_tokens, phrase_positions
 
 
 def local_self_attention(h=8, w=8, radius=1):
@@ -128,3 +128,15 @@ def test_differing_tokens_are_the_template_words_that_differ():
     assert differing_tokens(pos2, content_p2, neg2, content2) == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     # identical content: nothing differs, the content mask itself
     assert differing_tokens(pos, content, pos, content) == content.tolist()
+
+
+def test_phrase_positions_mark_whole_phrases_among_content_tokens():
+    # <start> a red cat on a red mat <end> <pad>; "red cat" is two tokens
+    ids = [0, 1, 2, 3, 4, 1, 2, 5, 9, 9]
+    content = [0, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+    assert phrase_positions(ids, content, [[2, 3]]) == [0, 0, 1, 1, 0, 0, 0, 0, 0, 0]
+    assert phrase_positions(ids, content, [[2]]) == [0, 0, 1, 0, 0, 0, 1, 0, 0, 0]
+    assert phrase_positions(ids, content, [[5], [3]]) == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]
+    # padding and start/end tokens never count, a phrase not in the prompt marks nothing
+    assert phrase_positions(ids, content, [[9]]) == [0] * 10
+    assert phrase_positions(ids, content, [[3, 2]]) == [0] * 10

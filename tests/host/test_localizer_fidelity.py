@@ -167,6 +167,26 @@ def test_contrast_on_the_tokens_where_the_templates_differ():
         run_localizer(model, clip, "a photo of a cat", cands, contrast_tokens="some")
 
 
+def test_prior_on_the_words_the_user_names():
+    """prior_words: CA_orig (the prior) from those words only; the contrast is unchanged,
+    so with prior_weight 0 the mask is the default's; a word not in the prompt is refused."""
+    model, clip, _, _ = models("sd15")
+    cands = candidates("sd15", n=1)
+    named = run_localizer(model, clip, "a photo of a cat", cands, prior_words="cat")
+    (info,) = named.ui["lotts_localizer"]
+    assert info["prior_words"] == "cat" and info["prior_token_count"] == 1
+    (default,) = run_localizer(model, clip, "a photo of a cat", cands).ui["lotts_localizer"]
+    assert default["prior_words"] == "" and default["prior_token_count"] == 5
+    assert not torch.equal(named.result[1], run_localizer(model, clip, "a photo of a cat",
+                                                          cands).result[1])
+    no_prior = [run_node("LoTTSDefectLocalizer", model, clip, "a photo of a cat", cands, 0.5,
+                         0.0, 2, HQ, LQ, 0, steps=STEPS, **kw).result[0]
+                for kw in ({}, {"prior_words": "photo, cat"})]
+    assert torch.equal(*no_prior)
+    with pytest.raises(ValueError, match="prior_words: none of 'dog' occurs in the prompt"):
+        run_localizer(model, clip, "a photo of a cat", cands, prior_words="dog")
+
+
 # --- 3. DiT maps from the joint softmax --------------------------------------------------
 
 def _pool_full(full, h, w, f):

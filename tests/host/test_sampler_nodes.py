@@ -140,8 +140,11 @@ def test_sampler_passes_the_localizer_options(verifier, vae):
     model, clip, pos, neg = models()
     out = run_node("LoTTSSampler", model, clip, vae, pos, neg, PROMPT, verifier, empty_latent(),
                    0, 2, 1, 1, STEPS, 7.0, "euler", "normal", 1, 1, 0.5, 0.5,
-                   propagation="off", contrast_tokens="where the templates differ")
+                   propagation="off", contrast_tokens="where the templates differ",
+                   prior_words="cat")
     localizer = out.ui["lotts_cost"][0]["localizer"]
+    assert localizer["prior_words"] == "cat" and localizer["prior_token_count"] == 1
+    assert "prior on 'cat'" in out.result[4]
     assert localizer["propagation"] == "off" and localizer["propagated"] == [False, False]
     assert localizer["contrast_tokens"] == "where the templates differ"
     assert "propagation off" in out.result[4] and "propagated for 0 of 2 sample(s)" in out.result[4]
