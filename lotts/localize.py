@@ -180,30 +180,37 @@ def propagate_guarded(sa: torch.Tensor | None, maps: list[torch.Tensor], mode: s
     return [torch.where(keep, propagate(sa, m), m.float()) for m in maps], use, entropy
 
 
-def check_informative(p: torch.Tensor, ratio: float, allowed: torch.Tensor | None = None,
-                      first_index: int = 0) -> None:
-    """Refuse a flat P where the mask would need its ranking (fewer than all allowed
-    positions kept): its top-r mask would be the first positions in raster order, a
-    top-left block that looks like a finding. Candidates are numbered from
-    ``first_index`` in the message."""
+def uninformative(p: torch.Tensor, ratio: float, allowed: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """``(B,)`` bool: P is flat where the mask would need its ranking (fewer than all
+    allowed positions kept) -- its top-r mask would be the first positions in raster
+    order, a top-left block that looks like a finding."""
     flat = flat_maps(p, allowed)
     counts = (torch.ones_like(p) if allowed is None else (allowed > 0).float()).reshape(
         p.shape[0], -1).sum(1)
-    for i in range(p.shape[0]):
-        count = int(counts[i])
-        if bool(flat[i]) and count and min(count, max(1, round(float(ratio) * count))) < count:
-            raise ValueError(
-                f"candidate {first_index + i}: the defect score P is flat -- the attention "
-                "maps carry no ranking here, so a top-r mask would be an arbitrary "
-                "(raster-order) block. Try another probe_step, check that the prompt "
-                "describes this image, or set mask_ratio to 1.0 to re-sample it whole.")
+    keep = torch.clamp(torch.round(float(ratio) * counts), min=1)
+    return flat & (counts > 0) & (torch.minimum(counts, keep) < counts)
+
+
+def check_informative(p: torch.Tensor, ratio: float, allowed: torch.Tensor | None = None,
+                      first_index: int = 0) -> None:
+    """Refuse a flat P (:func:`uninformative`); candidates are numbered from
+    ``first_index`` in the message."""
+    bad = uninformative(p, ratio, allowed)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"candidate {first_index + i}: the defect score P is flat -- the attention "
+            "maps carry no ranking here, so a top-r mask would be an arbitrary "
+            "(raster-order) block. Try another probe_step, check that the prompt "
+            "describes this image, or set mask_ratio to 1.0 to re-sample it whole.")
 
 
 def localize(ca_orig: torch.Tensor, ca_pos: torch.Tensor, ca_neg: torch.Tensor,
              sa: torch.Tensor | None, ratio: float, prior_weight: float,
              *, use_propagation: bool = True, use_contrast: bool = True,
              allowed: torch.Tensor | None = None, propagation: str = "always",
-             report: dict | None = None, first_index: int = 0
+             report: dict | None = None, first_index: int = 0, on_flat: str = "refuse"
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole localization: ① contrast, ② propagate, ③ reweight, ④ top-r mask.
 
@@ -212,18 +219,29 @@ def localize(ca_orig: torch.Tensor, ca_pos: torch.Tensor, ca_neg: torch.Tensor,
     ``propagation="off"``); ``sa`` may be None only without propagation. ``propagation``:
     see :func:`propagate_guarded`. ``allowed`` restricts the mask (see
     :func:`top_ratio_mask`). A flat P is refused (:func:`check_informative`, candidates
-    numbered from ``first_index``). ``report`` (a dict), when given, receives per image
-    ``propagated`` (bool) and ``self_attention_entropy`` (None without SA).
+    numbered from ``first_index``), or with ``on_flat="empty"`` gets an empty mask (a
+    search skips it and says so). ``report`` (a dict), when given, receives per image
+    ``propagated`` (bool), ``self_attention_entropy`` (None without SA) and ``flat``
+    (bool: its P carried no ranking).
     """
     diff = contrast(ca_neg, ca_pos) if use_contrast else torch.zeros_like(ca_orig)
     mode = propagation if use_propagation else "off"
     (diff, orig), used, entropy = propagate_guarded(sa, [diff, ca_orig], mode)
     p = reweight(diff, orig, prior_weight)
-    check_informative(p, ratio, allowed, first_index)
+    if on_flat == "refuse":
+        check_informative(p, ratio, allowed, first_index)
+        flat = torch.zeros(p.shape[0], dtype=torch.bool)
+    elif on_flat == "empty":
+        flat = uninformative(p, ratio, allowed)
+    else:
+        raise ValueError(f"on_flat must be 'refuse' or 'empty'; got {on_flat!r}")
+    mask = top_ratio_mask(p, ratio, allowed)
+    mask = torch.where(flat.view(-1, 1, 1).to(mask.device), torch.zeros_like(mask), mask)
     if report is not None:
         report["propagated"] = used.tolist()
         report["self_attention_entropy"] = None if entropy is None else entropy.tolist()
-    return top_ratio_mask(p, ratio, allowed), p
+        report["flat"] = flat.tolist()
+    return mask, p
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -50,7 +50,26 @@ def quality_prompts(prompt: str,
 CONTRAST_TOKENS = ("all content tokens", "where the templates differ")
 
 
-def differing_tokens(ids_a: list[int], content_a, ids_b: list[int], content_b):
+def _as_floats(content) -> list[float]:
+    return [float(w) for w in (content.tolist() if hasattr(content, "tolist") else content)]
+
+
+def _own_tokens(ids_a: list, content_a, ids_b: list, content_b) -> list[float]:
+    """1.0 on the content tokens of prompt a that an LCS diff against b leaves unmatched."""
+    content_a, content_b = _as_floats(content_a), _as_floats(content_b)
+    idx_a = [i for i, w in enumerate(content_a) if w > 0]
+    seq_a = [ids_a[i] for i in idx_a]
+    seq_b = [t for t, w in zip(ids_b, content_b) if w > 0]
+    matcher = difflib.SequenceMatcher(a=seq_a, b=seq_b, autojunk=False)
+    shared = {j for block in matcher.get_matching_blocks() for j in range(block.a, block.a + block.size)}
+    out = [0.0] * len(content_a)
+    for j, i in enumerate(idx_a):
+        if j not in shared:
+            out[i] = 1.0
+    return out
+
+
+def differing_tokens(ids_a: list, content_a, ids_b: list, content_b):
     """1.0 on the content tokens of prompt a that prompt b does not share, else 0.0.
 
     ``ids_*`` are the token ids the model sees, ``content_*`` the content-token masks
@@ -62,18 +81,22 @@ def differing_tokens(ids_a: list[int], content_a, ids_b: list[int], content_b):
     which both conditionings share. Returns a list of floats, one per token; the content
     mask itself if the prompts differ nowhere in their content.
     """
-    content_a = [float(w) for w in (content_a.tolist() if hasattr(content_a, "tolist") else content_a)]
-    content_b = [float(w) for w in (content_b.tolist() if hasattr(content_b, "tolist") else content_b)]
-    idx_a = [i for i, w in enumerate(content_a) if w > 0]
-    seq_a = [ids_a[i] for i in idx_a]
-    seq_b = [t for t, w in zip(ids_b, content_b) if w > 0]
-    matcher = difflib.SequenceMatcher(a=seq_a, b=seq_b, autojunk=False)
-    shared = {j for block in matcher.get_matching_blocks() for j in range(block.a, block.a + block.size)}
-    out = [0.0] * len(content_a)
-    for j, i in enumerate(idx_a):
-        if j not in shared:
-            out[i] = 1.0
-    return out if any(out) else [1.0 if w > 0 else 0.0 for w in content_a]
+    out = _own_tokens(ids_a, content_a, ids_b, content_b)
+    return out if any(out) else [1.0 if w > 0 else 0.0 for w in _as_floats(content_a)]
+
+
+def contrast_weights(ids_pos: list, content_pos, ids_neg: list, content_neg):
+    """The two quality prompts' token weights for ``contrast_tokens`` "where the templates
+    differ": ``(w_pos, w_neg, differ)``. Where one template only adds words to the other
+    ("A photo of {p}" vs "A blurry photo of {p}") one side has no word of its own, and its
+    whole prompt against the other's one word would not be a contrast: both sides then
+    fall back to all content tokens and ``differ`` is False."""
+    a = _own_tokens(ids_pos, content_pos, ids_neg, content_neg)
+    b = _own_tokens(ids_neg, content_neg, ids_pos, content_pos)
+    if any(a) and any(b):
+        return a, b, True
+    mask = lambda c: [1.0 if w > 0 else 0.0 for w in _as_floats(c)]  # noqa: E731
+    return mask(content_pos), mask(content_neg), False
 
 
 def phrase_positions(ids: list, content, phrases: list[list]) -> list[float]:
@@ -95,3 +118,4 @@ def phrase_positions(ids: list, content, phrases: list[list]) -> list[float]:
                 for i in idx[j:j + n]:
                     out[i] = 1.0
     return out
+

@@ -22,7 +22,7 @@ from ..lotts.localize import (PROPAGATION_MODES, STRUCTURELESS_ENTROPY, check_ma
                               check_prior_weight, check_propagation, feather_mask,
                               grid_to_latent, grow_mask, latent_to_grid, localize, resize_mask)
 from ..lotts.preview import colorize
-from ..lotts.prompts import CONTRAST_TOKENS, differing_tokens, phrase_positions, quality_prompts
+from ..lotts.prompts import CONTRAST_TOKENS, contrast_weights, phrase_positions, quality_prompts
 from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs
@@ -50,18 +50,36 @@ def encode_tokens(clip, text: str):
     """
     cond = clip.encode_from_tokens_scheduled(clip.tokenize(text))
     tokens_needed = cond[0][0].shape[1]
-    tokens = {key: [(t[0], t[2]) for chunk in chunks for t in chunk]
+    # each token as (encoder key, token key): ids of different vocabularies never compare
+    # equal (a CLIP id may be an unrelated T5 id)
+    tokens = {key: [((key, token_key(t[0])), t[2]) for chunk in chunks for t in chunk]
               for key, chunks in clip.tokenize(text, return_word_ids=True).items()}
-    candidates = list(tokens.values())
-    clip_keys = [k for k in ("l", "g") if k in tokens]
-    if clip_keys and "t5xxl" in tokens:  # SD3: [CLIP tokens, T5 tokens] along the sequence
-        candidates.append(tokens[clip_keys[0]] + tokens["t5xxl"])
-    for seq in candidates:
+    for seq in sequences_in_model_order(clip, tokens):
         if len(seq) == tokens_needed:
             return (cond, torch.tensor([1.0 if w > 0 else 0.0 for _, w in seq]),
-                    [token_key(t) for t, _ in seq])
+                    [k for k, _ in seq])
     raise ValueError(f"cannot align the tokens of {text!r} with its conditioning "
                      f"({tokens_needed} tokens): unsupported text encoder for the localizer.")
+
+
+def sequences_in_model_order(clip, tokens: dict) -> list[list]:
+    """The token sequences the conditioning may be, most likely first (the first of the
+    right length is taken). Which encoders are loaded decides it where lengths alone
+    could not: FLUX's conditioning is its T5 tokens; SD3's is its CLIP tokens followed by
+    its T5 tokens, or either alone when the other encoder is not loaded."""
+    model = getattr(clip, "cond_stage_model", None)
+    t5 = "t5xxl" in tokens and getattr(model, "t5xxl", None) is not None
+    clips = [k for k in ("l", "g") if k in tokens and getattr(model, f"clip_{k}", None) is not None]
+    order = []
+    if t5 and clips and hasattr(model, "clip_g"):  # SD3 with CLIP and T5
+        order.append(tokens[clips[0]] + tokens["t5xxl"])
+    if t5:
+        order.append(tokens["t5xxl"])
+    order += [tokens[k] for k in clips] + [seq for k, seq in tokens.items() if k != "t5xxl"]
+    clip_keys = [k for k in ("l", "g") if k in tokens]
+    if clip_keys and "t5xxl" in tokens:  # an encoder not introspectable: as before
+        order += [tokens["t5xxl"], tokens[clip_keys[0]] + tokens["t5xxl"]]
+    return order
 
 
 def token_key(token):
@@ -73,17 +91,19 @@ def token_key(token):
 
 
 def phrase_tokens(clip, words: str) -> list[list]:
-    """The token-key sequences of the comma-separated phrases of ``words``, one per phrase
-    and text encoder (SDXL's two CLIPs, SD3's CLIPs and T5 tokenize differently); an
-    empty list for an empty string."""
+    """The token-key sequences of the comma-separated phrases of ``words``, one per phrase,
+    text encoder and letter case (SDXL's two CLIPs, SD3's CLIPs and T5 tokenize apart,
+    keys as :func:`encode_tokens` makes them; CLIP lower-cases, T5 does not, so "cat"
+    finds "Cat" there too); an empty list for an empty string."""
     seqs = []
     for phrase in (w.strip() for w in words.split(",")):
-        if not phrase:
-            continue
-        for chunks in clip.tokenize(phrase, return_word_ids=True).values():
-            seq = [token_key(t[0]) for chunk in chunks for t in chunk if t[2] > 0]
-            if seq and seq not in seqs:
-                seqs.append(seq)
+        for form in dict.fromkeys((phrase, phrase.lower(), phrase.capitalize(), phrase.upper())):
+            if not form:
+                continue
+            for key, chunks in clip.tokenize(form, return_word_ids=True).items():
+                seq = [(key, token_key(t[0])) for chunk in chunks for t in chunk if t[2] > 0]
+                if seq and seq not in seqs:
+                    seqs.append(seq)
     return seqs
 
 
@@ -136,6 +156,9 @@ class ProbeSettings:
     propagation: str = "always"
     contrast_tokens: str = CONTRAST_TOKENS[0]
     prior_words: str = ""
+    # "refuse" (the Defect Localizer: the user must act) or "empty" (a search: a flat P
+    # means nothing to re-sample for that sample, reported, the rest of the run kept)
+    on_flat: str = "refuse"
 
     def __post_init__(self):
         check_mask_ratio(self.mask_ratio)
@@ -284,7 +307,7 @@ def decision(mode: str, propagated: bool, entropy: float | None) -> str:
 
 
 def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight, allowed=None, *,
-                 propagation="always", report=None, first_index=0):
+                 propagation="always", report=None, first_index=0, on_flat="refuse"):
     """The masks and P of the candidates ``recorder`` captured, on the latent's grid
     (padded cells cropped, lotts.localize.grid_to_latent). ``allowed`` (latent grid): the
     user's inpainting mask -- the defect mask stays inside it and r is its share of it.
@@ -297,7 +320,8 @@ def mask_and_map(recorder, latent_hw, mask_ratio, prior_weight, allowed=None, *,
     cells = None if allowed is None else latent_to_grid(allowed > 0, recorder.factor, acc.grid)
     mask, p = localize(acc.cross_map(0), acc.cross_map(1), acc.cross_map(2),
                        acc.self_matrix(), mask_ratio, prior_weight, allowed=cells,
-                       propagation=propagation, report=report, first_index=first_index)
+                       propagation=propagation, report=report, first_index=first_index,
+                       on_flat=on_flat)
     mask = grid_to_latent(mask, recorder.factor, latent_hw)
     if allowed is not None:
         mask = mask * (allowed > 0)
@@ -321,10 +345,13 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     encoded, weights, ids = zip(*(encode_tokens(s.clip, t) for t in s.texts()))
     weights = list(weights)
     weights[0] = prior_weights(s, ids[0], weights[0])
+    contrast_used = s.contrast_tokens
     if s.contrast_tokens == CONTRAST_TOKENS[1]:
-        pos, neg = weights[1], weights[2]
-        weights[1] = torch.tensor(differing_tokens(ids[1], pos, ids[2], neg))
-        weights[2] = torch.tensor(differing_tokens(ids[2], neg, ids[1], pos))
+        w_pos, w_neg, differ = contrast_weights(ids[1], weights[1], ids[2], weights[2])
+        weights[1], weights[2] = torch.tensor(w_pos), torch.tensor(w_neg)
+        if not differ:
+            contrast_used = (f"{CONTRAST_TOKENS[0]} (one template only adds words to the "
+                             "other: no word of its own to contrast)")
     conds = [with_text_of(s.positive, e) if s.positive is not None else e for e in encoded]
     sigmas = comfy.samplers.calculate_sigmas(s.model.get_model_object("model_sampling"),
                                              s.scheduler, s.steps)
@@ -335,7 +362,7 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     progress = progress or Progress(s.model, n * PROBE_CONDITIONINGS)
     allowed = user_mask(candidates, samples)
     size = batch_limit(s.model, samples.shape[1:], s.max_batch, ProbeGuider.GROUP)
-    masks, maps, entropy, propagated = [], [], [], []
+    masks, maps, entropy, propagated, flat = [], [], [], [], []
     for a in range(0, n, size):
         comfy.model_management.throw_exception_if_processing_interrupted()
         part = samples[a:a + size]
@@ -346,22 +373,24 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
         report = {}
         mask, p = mask_and_map(recorder, latent_hw, s.mask_ratio, s.prior_weight,
                                None if allowed is None else allowed[a:a + size],
-                               propagation=s.propagation, report=report, first_index=a)
+                               propagation=s.propagation, report=report, first_index=a,
+                               on_flat=s.on_flat)
         masks.append(mask.cpu())
         maps.append(p.cpu())
         entropy += report["self_attention_entropy"]
         propagated += report["propagated"]
+        flat += report["flat"]
         progress.advance(part.shape[0] * PROBE_CONDITIONINGS)
     if info is not None:
         info.update(backbone=type(s.model.model).__name__, attention=recorder.attention,
                     blocks=list(recorder.blocks), latent_channels=int(samples.shape[1]),
                     grid=list(recorder.acc.grid), layers=list(recorder.acc.layers_seen),
-                    contrast_tokens=s.contrast_tokens,
+                    contrast_tokens=contrast_used,
                     contrast_token_count=[int(weights[1].sum()), int(weights[2].sum())],
                     prior_words=s.prior_words.strip(), prior_token_count=int(weights[0].sum()),
                     propagation=s.propagation,
                     self_attention_entropy=[round(e, 4) for e in entropy],
-                    propagated=propagated,
+                    propagated=propagated, flat=flat,
                     decisions=[decision(s.propagation, u, e) for u, e in zip(propagated, entropy)])
 
     size = pixel_size(samples)

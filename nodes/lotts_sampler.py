@@ -27,10 +27,11 @@ PLAN_INPUTS = ("candidates", "steps", "refinements", "start_step", "harmonize_st
 
 
 def localizer_lines(info: dict) -> list[str]:
-    """What the localizer of the last round read and decided, for the report."""
+    """What the localizer of the last round (the deepest level searched) read and decided,
+    for the report."""
     if not info:
         return []
-    lines = [f"localizer: {info['attention']} attention of {', '.join(info['blocks'])} "
+    lines = [f"localizer (last round): {info['attention']} attention of {', '.join(info['blocks'])} "
              f"({info['grid'][0]}x{info['grid'][1]} tokens); contrast on "
              f"{info['contrast_tokens']}; prior on "
              f"{repr(info['prior_words']) if info.get('prior_words') else 'all the prompt words'}; "
@@ -42,6 +43,19 @@ def localizer_lines(info: dict) -> list[str]:
                      ("" if all(used) or info["propagation"] == "off" else
                       " (skipped where self-attention is near uniform: it would wash the "
                       "contrast out)"))
+    return lines
+
+
+def skipped_lines(skipped: list[dict]) -> list[str]:
+    """The report's lines for samples the search did not refine (no NFE spent)."""
+    lines = []
+    for s in skipped:
+        if s["samples"]:
+            lines.append(f"depth {s['depth']}: {s['samples']} sample(s) had an empty mask inside "
+                         "the latent's inpainting mask: not refined (no NFE spent)")
+        if s.get("flat"):
+            lines.append(f"depth {s['depth']}: {s['flat']} sample(s) had a flat defect score (the "
+                         "attention maps carry no ranking): not refined (no NFE spent)")
     return lines
 
 
@@ -113,7 +127,8 @@ class LoTTSSampler(io.ComfyNode):
         probe = ProbeSettings(model, clip, prompt, steps, scheduler, mask_ratio, prior_weight,
                               probe_step_for(steps), positive=positive,
                               max_batch=max_batch, propagation=propagation,
-                              contrast_tokens=contrast_tokens, prior_words=prior_words)
+                              contrast_tokens=contrast_tokens, prior_words=prior_words,
+                              on_flat="empty")
         result = run_search(settings, plan, probe, latent_image=latent_image, seed=seed,
                             vae=vae, verifier=verifier, region=region, context=context,
                             upscale_to=upscale_to)
@@ -127,10 +142,7 @@ class LoTTSSampler(io.ComfyNode):
                       f"T={steps} t0={start_step} harmonize={harmonize_steps} cfg={cfg} "
                       f"{sampler_name}/{scheduler}",
                       (["search path:"] + [f"  {line}" for line in path] if path else []) +
-                      localizer_lines(result.localizer) + [
-                          f"depth {s['depth']}: {s['samples']} sample(s) had an empty mask inside "
-                          "the latent's inpainting mask: not refined (no NFE spent)"
-                          for s in result.skipped],
+                      localizer_lines(result.localizer) + skipped_lines(result.skipped),
                       ranked, name)
         all_images = torch.cat([s.image for s in ranked])
         ui = {"text": [text], **scores_payload(ranked, name),
@@ -142,5 +154,6 @@ class LoTTSSampler(io.ComfyNode):
             masks = result.masks
             ui.update(localizer_viewer(torch.cat([s.image for s in result.localized]), masks,
                                        result.heatmaps, mask_ratio))
+            ui["lotts_localizer"] = [result.localizer]  # the viewer's line under each sample
         best = ranked[0]
         return io.NodeOutput(best.image, {"samples": best.latent}, all_images, masks, text, ui=ui)

@@ -79,7 +79,7 @@ class SearchResult:
     localized: list[Sample] = field(default_factory=list)  # what the last round localized
     path: list[dict] = field(default_factory=list)         # per depth: what was expanded
     localizer: dict = field(default_factory=dict)          # what the localizer captured
-    skipped: list[dict] = field(default_factory=list)      # per depth: samples with empty masks
+    skipped: list[dict] = field(default_factory=list)      # per depth: samples not refined
 
 
 def best_of(samples: list[Sample]) -> Sample:
@@ -120,8 +120,10 @@ def run_search(settings: SamplingSettings, plan: Plan, probe: ProbeSettings, *,
         result.masks, result.heatmaps, result.localized = masks, heatmaps, parents
         result.localizer = info
         live = [i for i in range(len(parents)) if masks[i].any()]
-        if len(live) < len(parents):  # nothing to re-sample inside the inpainting mask
-            result.skipped.append({"depth": level, "samples": len(parents) - len(live)})
+        if len(live) < len(parents):  # nothing to re-sample: inpainting mask, or a flat P
+            flat = sum(1 for i, f in enumerate(info.get("flat") or []) if f and i not in live)
+            result.skipped.append({"depth": level, "samples": len(parents) - len(live) - flat,
+                                   "flat": flat})
             progress.advance((len(parents) - len(live)) * k * (plan.steps - plan.start_step))
         if not live:
             return []

@@ -8,7 +8,7 @@ import torch
 
 from lotts.localize import (STRUCTURELESS_ENTROPY, flat_maps, localize, normalize, propagate,
                             propagate_guarded, self_attention_entropy, top_ratio_mask)
-from lotts.prompts import differing_tokens, phrase_positions
+from lotts.prompts import contrast_weights, differing_tokens, phrase_positions
 
 
 def local_self_attention(h=8, w=8, radius=1):
@@ -84,7 +84,7 @@ def test_localize_reports_the_decision_and_auto_finds_the_planted_region():
     assert report["propagated"] == [False] and report["self_attention_entropy"][0] > 0.99
     report = {}
     localize(zeros, zeros, diff, None, 6 / 64, 0.0, use_propagation=False, report=report)
-    assert report == {"propagated": [False], "self_attention_entropy": None}
+    assert report == {"propagated": [False], "self_attention_entropy": None, "flat": [False]}
 
 
 def test_rounding_noise_is_flat_and_normalises_to_zero():
@@ -109,6 +109,23 @@ def test_a_flat_score_is_refused_naming_the_candidate():
     mask, _ = localize(zeros, zeros, neg, None, 1.0, 0.5, use_propagation=False)
     assert torch.equal(mask, torch.ones(3, 8, 8))
 
+
+
+def test_a_search_gets_an_empty_mask_for_a_flat_score_and_keeps_the_others():
+    """on_flat="empty" (what LoTTS Sampler uses): the flat image gets no mask -- so the
+    search skips it and reports it -- and the others their masks, as with "refuse"."""
+    zeros = torch.zeros(3, 8, 8)
+    good = planted_diff()
+    neg = torch.cat([good, good, torch.zeros(1, 8, 8)])
+    report = {}
+    mask, _ = localize(zeros, zeros, neg, None, 0.1, 0.5, use_propagation=False,
+                       on_flat="empty", report=report)
+    assert report["flat"] == [False, False, True]
+    assert not mask[2].any() and mask[0].sum() == round(0.1 * 64)
+    ref, _ = localize(zeros[:2], zeros[:2], neg[:2], None, 0.1, 0.5, use_propagation=False)
+    assert torch.equal(mask[:2], ref)
+    with pytest.raises(ValueError, match="on_flat must be"):
+        localize(zeros, zeros, neg, None, 0.1, 0.5, use_propagation=False, on_flat="skip")
 
 START, END = 49406, 49407
 
@@ -140,3 +157,18 @@ def test_phrase_positions_mark_whole_phrases_among_content_tokens():
     # padding and start/end tokens never count, a phrase not in the prompt marks nothing
     assert phrase_positions(ids, content, [[9]]) == [0] * 10
     assert phrase_positions(ids, content, [[3, 2]]) == [0] * 10
+
+
+def test_contrast_falls_back_on_both_sides_when_one_template_only_adds_words():
+    # "a photo of a cat" vs "a blurry photo of a cat": the positive has no word of its own
+    content = [0, 1, 1, 1, 1, 1, 0]
+    pos, neg = [0, 1, 2, 3, 1, 4, 9], [0, 1, 7, 2, 3, 1, 4]
+    neg_content = [0, 1, 1, 1, 1, 1, 1]
+    w_pos, w_neg, differ = contrast_weights(pos, content, neg, neg_content)
+    assert not differ and w_pos == [0, 1, 1, 1, 1, 1, 0] and w_neg == [0, 1, 1, 1, 1, 1, 1]
+    # "high" vs "low": each side keeps its own word
+    w_pos, w_neg, differ = contrast_weights([0, 5, 2, 4, 9], [0, 1, 1, 1, 0],
+                                            [0, 6, 2, 4, 9], [0, 1, 1, 1, 0])
+    assert differ and w_pos == [0, 1, 0, 0, 0] and w_neg == [0, 1, 0, 0, 0]
+    # token keys of different encoders never match
+    assert phrase_positions([("l", 5), ("t5xxl", 5)], [1, 1], [[("t5xxl", 5)]]) == [0, 1]

@@ -36,5 +36,13 @@ def test_example_workflow_is_ui_format(path):
 @pytest.mark.parametrize("path", PARAMS)
 def test_example_workflow_runs(path, comfy, tiny_ckpt_for):
     api = ui_to_api(load_ui_workflow(path), comfy.object_info())
-    run_and_check(comfy, for_cpu(api, lambda name: tiny_ckpt_for(family_for(name))),
-                  os.path.basename(path))
+    api = for_cpu(api, lambda name: tiny_ckpt_for(family_for(name)))
+    entry = run_and_check(comfy, api, os.path.basename(path))
+    if os.path.basename(path) == "lotts_fix_image_sd15.json":
+        # the original competes with its refinements: the pick scored it (image 0, put
+        # first by Image Batch) and the k refinements
+        (refine,) = [e for e in api.values() if e["class_type"] == "LoTTSMaskedRefine"]
+        (pick,) = [nid for nid, e in api.items() if e["class_type"] == "LoTTSVerifierPick"]
+        (scores,) = entry["outputs"][pick]["lotts_scores"]
+        assert sorted(scores["labels"]) == [f"image {i}" for i in
+                                            range(refine["inputs"]["refinements"] + 1)]

@@ -116,7 +116,7 @@ def test_empty_intersection_is_a_no_op(vae):
                    2, 1, STEPS, 7.0, "euler", "normal", 1, 1, 0.5, 0.5)
     cost = out.ui["lotts_cost"][0]
     assert cost["nfe"]["refinement"] == 0 and cost["nfe"]["harmonization"] == 0
-    assert cost["skipped"] == [{"depth": 1, "samples": 2}]
+    assert cost["skipped"] == [{"depth": 1, "samples": 2, "flat": 0}]
     assert "empty mask" in out.result[4] and "no NFE spent" in out.result[4]
     assert cost["scored"] == 2  # the candidates alone
 

@@ -132,7 +132,8 @@ def test_outputs_ranked_and_lineage(verifier, vae):
     # what the localizer read and decided is in the report and the cost payload
     localizer = out.ui["lotts_cost"][0]["localizer"]
     assert localizer["propagation"] == "always" and len(localizer["decisions"]) == 2
-    assert f"localizer: cross attention of {', '.join(localizer['blocks'])}" in report
+    assert f"localizer (last round): cross attention of {', '.join(localizer['blocks'])}" in report
+    assert out.ui["lotts_localizer"] == [localizer]  # the viewer shows it under each sample
     assert "propagated for 2 of 2 sample(s)" in report
 
 
