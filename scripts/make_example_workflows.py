@@ -326,6 +326,21 @@ def _verifier_loader(g):
                   models=verifier_models("ImageReward", VERIFIER_WEIGHTS))
 
 
+def _verifier_pick(g, images, prompt, prefix: str, ranked_title: str):
+    """Verifier Loader -> Verifier Pick over ``images`` -> Save Image (the best) and Preview
+    Image (every image, best first); returns (loader, pick, save, preview)."""
+    ver = _verifier_loader(g)
+    pick = g.node("LoTTSVerifierPick", {"top_k": 1})
+    g.link(ver, "LOTTS_VERIFIER", pick, "verifier")
+    g.link(images, "IMAGE", pick, "images")
+    g.link(prompt, "STRING", pick, "prompt")
+    save = g.node("SaveImage", {"filename_prefix": prefix}, title="Save the best")
+    g.link(pick, "best", save, "images")
+    ranked = g.node("PreviewImage", title=ranked_title)
+    g.link(pick, "ranked", ranked, "images")
+    return ver, pick, save, ranked
+
+
 def lotts_pipeline(info, ckpt, width, height, steps, cfg, start_step, end_step, title,
                    sampler="euler", scheduler="normal", latent_node="EmptyLatentImage",
                    guidance=None, negative="blurry, lowres, deformed", why_t0=""):
@@ -396,15 +411,8 @@ def lotts_pipeline(info, ckpt, width, height, steps, cfg, start_step, end_step, 
                    "refinements and the unrefined candidates compete -- and saves the best; "
                    "the preview shows them all, best first, and the node their scores.\n\n"
                    + VERIFIER_NOTE)
-    ver = _verifier_loader(g)
-    pick = g.node("LoTTSVerifierPick", {"top_k": 1})
-    g.link(ver, "LOTTS_VERIFIER", pick, "verifier")
-    g.link(joined, "IMAGE", pick, "images")
-    g.link(prompt, "STRING", pick, "prompt")
-    save = g.node("SaveImage", {"filename_prefix": "LoTTS/best"}, title="Save the best")
-    g.link(pick, "best", save, "images")
-    ranked = g.node("PreviewImage", title="Every sample, best first")
-    g.link(pick, "ranked", ranked, "images")
+    ver, pick, save, ranked = _verifier_pick(g, joined, prompt, "LoTTS/best",
+                                             "Every sample, best first")
 
     g.layout([loaders, [fan, decode_c], [loc, preview], [ref], [harm, decode_r, joined],
               [ver, pick, save, ranked]],
@@ -534,15 +542,8 @@ def fix_image(info, ckpt, steps, cfg, start_step, end_step, title, sampler="eule
     joined = g.node("ImageBatch", title="Original + refinements")
     g.link(image, "IMAGE", joined, "image1")   # the original is image 0 of the pick
     g.link(decode, "IMAGE", joined, "image2")
-    ver = _verifier_loader(g)
-    pick = g.node("LoTTSVerifierPick", {"top_k": 1})
-    g.link(ver, "LOTTS_VERIFIER", pick, "verifier")
-    g.link(joined, "IMAGE", pick, "images")
-    g.link(prompt, "STRING", pick, "prompt")
-    save = g.node("SaveImage", {"filename_prefix": "LoTTS/fixed"}, title="Save the best")
-    g.link(pick, "best", save, "images")
-    ranked = g.node("PreviewImage", title="Original and refinements, best first")
-    g.link(pick, "ranked", ranked, "images")
+    ver, pick, save, ranked = _verifier_pick(g, joined, prompt, "LoTTS/fixed",
+                                             "Original and refinements, best first")
     ver_note = g.note(VERIFIER_NOTE)
     g.layout([[ckpt_node, image, prompt, pos, neg, enc], [loc, preview], [ref, harm, decode],
               [joined, ver_note, ver, pick], [save, ranked]],
