@@ -37,6 +37,7 @@ def latent_to_rgb(model, samples: torch.Tensor) -> torch.Tensor:
     """
     fmt = model.get_model_object("latent_format")
     factors = getattr(fmt, "latent_rgb_factors", None)
+    samples = samples.reshape(samples.shape[0], samples.shape[1], *samples.shape[-2:])  # one frame
     if factors is None:
         rgb = samples.new_full((samples.shape[0], samples.shape[2], samples.shape[3], 3), 0.5)
     else:

@@ -12,7 +12,7 @@ Llama hidden states, ...); tests that need a text encoder build it in tiny_text.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -59,8 +59,9 @@ class TinyFamily:
     options: Callable = lambda n, g: {}
     refs: tuple[tuple[int, int], ...] = ()
     registers: int = 0
-    text_segments: dict = field(default_factory=dict)  # extra text runs: name -> (option, dim)
-    even_only: bool = False  # the model asserts even latent sides
+    blocks: tuple[str, ...] = ()  # module lists whose blocks make the joint / self+cross calls
+    read: str | None = None       # the list whose second half the localizer reads
+    even_only: bool = False       # the model itself refuses odd latent sides
 
     def size(self, h: int, w: int) -> tuple[int, int]:
         """A latent size given in 8x-VAE latent pixels, in this family's latent pixels (a
@@ -185,42 +186,65 @@ def _hidream():
 def _hidream_options(n, g):
     # Llama hidden states of every layer the model reads: (B, layers, tokens, width)
     return {"pooled_output": torch.randn(1, CONTEXT, generator=g),
-            "conditioning_llama3": torch.randn(1, 2, 5, CONTEXT, generator=g)}
+            "conditioning_llama3": torch.randn(1, 2, HIDREAM_LLAMA_TOKENS, CONTEXT, generator=g)}
 
 
 def _pixart():
     return _patcher(sm.PixArtSigma, {"image_model": "pixart_sigma", "num_heads": 2,
                                      "patch_size": 2, "hidden_size": 64, "in_channels": 4,
                                      "depth": 2, "model_max_length": 300,
-                                     "micro_condition": False})
+                                     "micro_condition": False, "input_size": 128,
+                                     "pe_interpolation": 2})
 
+
+FLUX_BLOCKS = ("double_blocks", "single_blocks")
+HIDREAM_LLAMA_TOKENS = 5
 
 FAMILIES: dict[str, TinyFamily] = {f.name: f for f in (
     TinyFamily("sd15", _unet("sd15"), 4, CONTEXT, ()),
     TinyFamily("sdxl", _unet("sdxl"), 4, CONTEXT, (),
                options=lambda n, g: {"pooled_output": torch.randn(1, CONTEXT // 2, generator=g)}),
-    TinyFamily("sd3", tiny_sd3, 16, 4096, ("txt", "img"), options=_pooled(2 * CONTEXT)),
-    TinyFamily("flux", tiny_flux, 16, CONTEXT, ("txt", "img"), options=_pooled(CONTEXT)),
+    TinyFamily("sd3", tiny_sd3, 16, 4096, ("txt", "img"), options=_pooled(2 * CONTEXT),
+               blocks=("joint_blocks",), read="joint_blocks"),
+    TinyFamily("flux", tiny_flux, 16, CONTEXT, ("txt", "img"), options=_pooled(CONTEXT),
+               blocks=FLUX_BLOCKS, read="double_blocks"),
     TinyFamily("flux_kontext", tiny_flux, 16, CONTEXT, ("txt", "img", "ref"),
-               options=_pooled(CONTEXT), refs=((10, 12),)),
-    TinyFamily("chroma", lambda: _chroma(False), 16, CONTEXT, ("txt", "img"), options=_no_pooled),
+               options=_pooled(CONTEXT), refs=((10, 12),), blocks=FLUX_BLOCKS,
+               read="double_blocks"),
+    TinyFamily("chroma", lambda: _chroma(False), 16, CONTEXT, ("txt", "img"), options=_no_pooled,
+               blocks=FLUX_BLOCKS, read="double_blocks"),
     TinyFamily("chroma_radiance", lambda: _chroma(True), 3, CONTEXT, ("txt", "img"), patch=16,
-               latent_scale=1, options=_no_pooled),
-    TinyFamily("qwen_image", _qwen, 16, CONTEXT, ("txt", "img"), frames=1),
+               latent_scale=1, options=_no_pooled, blocks=FLUX_BLOCKS, read="double_blocks"),
+    TinyFamily("qwen_image", _qwen, 16, CONTEXT, ("txt", "img"), frames=1,
+               blocks=("transformer_blocks",), read="transformer_blocks"),
     TinyFamily("qwen_image_edit", _qwen, 16, CONTEXT, ("txt", "img", "ref"), frames=1,
-               refs=((9, 13), (6, 6))),
-    TinyFamily("lumina2", _lumina, 16, CONTEXT, ("txt", "img"), options=_llm_mask),
+               refs=((9, 13), (6, 6)), blocks=("transformer_blocks",), read="transformer_blocks"),
+    TinyFamily("lumina2", _lumina, 16, CONTEXT, ("txt", "img"), options=_llm_mask,
+               blocks=("layers",), read="layers"),
     TinyFamily("hunyuan_image", _hunyuan_image, 64, CONTEXT, ("img", "txt"), patch=1,
-               latent_scale=32),
-    TinyFamily("cosmos_predict2", _cosmos, 16, CONTEXT, (), frames=1, even_only=True),
-    TinyFamily("auraflow", _aura, 4, CONTEXT, ("reg", "txt", "img"), registers=8),
+               latent_scale=32, blocks=FLUX_BLOCKS, read="double_blocks"),
+    TinyFamily("cosmos_predict2", _cosmos, 16, CONTEXT, (), frames=1, even_only=True,
+               blocks=("blocks",), read="blocks"),
+    TinyFamily("auraflow", _aura, 4, CONTEXT, ("reg", "txt", "img"), registers=8,
+               blocks=("double_layers", "single_layers"), read="double_layers"),
     TinyFamily("omnigen2", _omnigen, 16, CONTEXT, ("txt", "ref", "img"), refs=((8, 10),),
-               options=_llm_mask),
-    TinyFamily("hidream", _hidream, 16, CONTEXT, ("img", "txt", "llama", "llama_k"),
-               options=_hidream_options, text_segments={"llama": ("conditioning_llama3", 2)}),
+               options=_llm_mask, blocks=("layers",), read="layers"),
+    TinyFamily("hidream", _hidream, 16, CONTEXT, ("img", "t5", "llama", "llama_k"),
+               options=_hidream_options, blocks=("double_stream_blocks", "single_stream_blocks"),
+               read="double_stream_blocks"),
 )}
 
-REFUSED = {"pixart": _pixart}
+def _hunyuan_video():  # a video model: no layout (the localizer names it and refuses)
+    return _patcher(sm.HunyuanVideo, {"image_model": "hunyuan_video", "in_channels": 16,
+                                      "out_channels": 16, "patch_size": [1, 2, 2],
+                                      "vec_in_dim": CONTEXT, "context_in_dim": CONTEXT,
+                                      "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2,
+                                      "depth": 1, "depth_single_blocks": 1,
+                                      "axes_dim": [8, 12, 12], "theta": 256, "qkv_bias": True,
+                                      "guidance_embed": True, "byt5": False, "meanflow": False})
+
+
+REFUSED = {"pixart": _pixart, "hunyuan_video": _hunyuan_video}
 
 
 @functools.lru_cache(maxsize=None)
