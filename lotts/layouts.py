@@ -90,8 +90,8 @@ class Layout:
         return max(1, KEPT_CELL_PIXELS // (self.patch * self.latent_scale))
 
 
-def _dit(family, classes, dm, order, blocks, read, how, **kw):
-    return Layout(family, classes, dm, "joint", order, blocks=blocks, read=read, how=how, **kw)
+def _dit(family, classes, diffusion_model, order, **facts):
+    return Layout(family, classes, diffusion_model, "joint", order, **facts)
 
 
 _FLUX_BLOCKS = ("double_blocks", "single_blocks")
@@ -107,62 +107,61 @@ LAYOUTS: tuple[Layout, ...] = (
            how="self- and cross-attention at the latent/4 level; cross keys are the CLIP "
                "tokens (repeated whole to the longest prompt of a batch)"),
     _dit("SD3 / SD3.5 (MMDiT)", ("SD3",), "OpenAISignatureMMDITWrapper", ("txt", "img"),
-         ("joint_blocks",), "joint_blocks",
-         "joint [text, image] attention of the second half of the joint blocks (SD3.5's "
-         "extra image-only attentions are seen, not read)"),
+         blocks=("joint_blocks",), read="joint_blocks",
+         how="joint [text, image] attention of the second half of the joint blocks (SD3.5's "
+             "extra image-only attentions are seen, not read)"),
     _dit("FLUX.1 (dev, schnell, Fill, Kontext)", ("Flux",), "Flux", ("txt", "img", "ref"),
-         _FLUX_BLOCKS, "double_blocks",
-         "joint [text, image, reference] attention of the second half of the double blocks; "
-         "Kontext's reference tokens are left out", refs="ref_latents", excluded=("ref",)),
-    _dit("Chroma", ("Chroma",), "Chroma", ("txt", "img"), _FLUX_BLOCKS, "double_blocks",
-         "as FLUX: joint [text, image] attention of the second half of the double blocks"),
+         blocks=_FLUX_BLOCKS, read="double_blocks", refs="ref_latents", excluded=("ref",),
+         how="joint [text, image, reference] attention of the second half of the double "
+             "blocks; Kontext's reference tokens are left out"),
+    _dit("Chroma", ("Chroma",), "Chroma", ("txt", "img"), blocks=_FLUX_BLOCKS,
+         read="double_blocks",
+         how="as FLUX: joint [text, image] attention of the second half of the double blocks"),
     _dit("Chroma Radiance (pixel space)", ("ChromaRadiance",), "ChromaRadiance",
-         ("txt", "img"), _FLUX_BLOCKS, "double_blocks",
-         "as FLUX, on 16x16-pixel patches of the image itself", patch=16, latent_scale=1),
+         ("txt", "img"), blocks=_FLUX_BLOCKS, read="double_blocks", patch=16, latent_scale=1,
+         how="as FLUX, on 16x16-pixel patches of the image itself"),
     _dit("HiDream", ("HiDream",), "HiDreamImageTransformer2DModel",
-         ("img", "t5", "llama", "llama_k"), ("double_stream_blocks", "single_stream_blocks"),
-         "double_stream_blocks",
-         "joint [image, T5, Llama, Llama layer k] attention of the second half of the "
-         "double-stream blocks",
+         ("img", "t5", "llama", "llama_k"),
+         blocks=("double_stream_blocks", "single_stream_blocks"), read="double_stream_blocks",
          text=(TextSegment("t5", tokens=("t5xxl",)),
                TextSegment("llama", "encoder_hidden_states_llama3", 2, "conditioning_llama3",
                            ("llama",)),
                TextSegment("llama_k", "encoder_hidden_states_llama3", 2, "conditioning_llama3",
-                           ("llama",)))),
+                           ("llama",))),
+         how="joint [image, T5, Llama, Llama layer k] attention of the second half of the "
+             "double-stream blocks"),
     _dit("Qwen-Image (and Qwen-Image-Edit)", ("QwenImage",), "QwenImageTransformer2DModel",
-         ("txt", "img", "ref"), ("transformer_blocks",), "transformer_blocks",
-         "joint [text, image, reference] attention of the second half of the blocks; the "
-         "edit model's reference tokens are left out",
+         ("txt", "img", "ref"), blocks=("transformer_blocks",), read="transformer_blocks",
          text=(TextSegment("txt", tokens=("qwen25_7b",), cut_head=True),),
-         refs="ref_latents", excluded=("ref",)),
-    _dit("Lumina 2", ("Lumina2",), "NextDiT", ("txt", "img"), ("layers",), "layers",
-         "single-stream [text, image] attention of the second half of the main layers "
-         "(the text and image refiners are seen, not read)",
-         text=(TextSegment("txt", "num_tokens", None, tokens=("gemma2_2b",)),)),
+         refs="ref_latents", excluded=("ref",),
+         how="joint [text, image, reference] attention of the second half of the blocks; the "
+             "edit model's reference tokens are left out"),
+    _dit("Lumina 2", ("Lumina2",), "NextDiT", ("txt", "img"), blocks=("layers",), read="layers",
+         text=(TextSegment("txt", "num_tokens", None, tokens=("gemma2_2b",)),),
+         how="single-stream [text, image] attention of the second half of the main layers "
+             "(the text and image refiners are seen, not read)"),
     _dit("HunyuanImage 2.1", ("HunyuanImage21",), "HunyuanVideo", ("img", "txt", "byt5"),
-         _FLUX_BLOCKS, "double_blocks",
-         "joint [image, text, ByT5] attention of the second half of the double blocks; "
-         "ByT5 glyph tokens never count",
+         blocks=_FLUX_BLOCKS, read="double_blocks", patch=1, latent_scale=32,
          text=(TextSegment("txt", tokens=("qwen25_7b",), cut_head=True),
                TextSegment("byt5", "txt_byt5", 1, "conditioning_byt5small", ("byt5",),
                            content=False)),
-         patch=1, latent_scale=32),
+         how="joint [image, text, ByT5] attention of the second half of the double blocks; "
+             "ByT5 glyph tokens never count"),
     Layout("Cosmos Predict2 (text to image)", ("CosmosPredict2",), "MiniTrainDIT",
            attention="separate", order=(), blocks=("blocks",), read="blocks",
-           how="self- and cross-attention of the second half of the blocks; cross keys "
-               "are the T5 tokens (padded to 512: the padding never counts)",
-           text=(TextSegment("txt", tokens=("t5xxl",)),)),
+           text=(TextSegment("txt", tokens=("t5xxl",)),),
+           how="self- and cross-attention of the second half of the blocks; cross keys are "
+               "the T5 tokens (padded to 512: the padding never counts)"),
     _dit("AuraFlow", ("AuraFlow",), "MMDiT", ("reg", "txt", "img"),
-         ("double_layers", "single_layers"), "double_layers",
-         "joint [registers, text, image] attention of the second half of the double "
-         "layers; the 8 register tokens are left out", registers=8,
-         text=(TextSegment("txt", tokens=("pile_t5xl",)),), excluded=("reg",)),
+         blocks=("double_layers", "single_layers"), read="double_layers", registers=8,
+         text=(TextSegment("txt", tokens=("pile_t5xl",)),), excluded=("reg",),
+         how="joint [registers, text, image] attention of the second half of the double "
+             "layers; the 8 register tokens are left out"),
     _dit("OmniGen2", ("Omnigen2",), "OmniGen2Transformer2DModel", ("txt", "ref", "img"),
-         ("layers",), "layers",
-         "single-stream [text, reference, image] attention of the second half of the main "
-         "layers; reference tokens are left out",
-         text=(TextSegment("txt", tokens=("qwen25_3b",)),), refs="ref_latents",
-         excluded=("ref",)),
+         blocks=("layers",), read="layers", refs="ref_latents", excluded=("ref",),
+         text=(TextSegment("txt", tokens=("qwen25_3b",)),),
+         how="single-stream [text, reference, image] attention of the second half of the "
+             "main layers; reference tokens are left out"),
     Layout("PixArt alpha / sigma", ("PixArt",), "PixArtMS", refused=_REFUSED_BYPASS),
     Layout("HunyuanDiT", ("HunyuanDiT",), "HunYuanDiT", refused=_REFUSED_BYPASS),
 )

@@ -175,13 +175,20 @@ class AttentionCapture:
         options["optimized_attention_override"] = self.override(
             options.get("optimized_attention_override"))
 
-    def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None,
-                    transformer_options={}, **kwargs):
-        """APPLY_MODEL wrapper: the forward's geometry while it runs, then its check."""
-        fwd = self._geometry(x, c_crossattn, transformer_options, kwargs)
+    def apply_model(self, executor, *args, **kwargs):
+        """APPLY_MODEL wrapper, called as BaseModel.apply_model is: ``(x, t, c_concat,
+        c_crossattn, control, transformer_options, **extra_conds)``. Sets the forward's
+        geometry while it runs, then checks its calls."""
+        names = ("x", "t", "c_concat", "c_crossattn", "control", "transformer_options")
+        given = dict(zip(names, args))
+        extra = {k: v for k, v in kwargs.items() if k not in names}
+        fwd = self._geometry(given.get("x", kwargs.get("x")),
+                             given.get("c_crossattn", kwargs.get("c_crossattn")),
+                             given.get("transformer_options", kwargs.get("transformer_options")) or {},
+                             extra)
         self._forward = fwd
         try:
-            out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+            out = executor(*args, **kwargs)
         finally:
             self._forward = None
             self.calls_seen += fwd.seen
