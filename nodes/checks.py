@@ -54,9 +54,10 @@ def check_conditioning(model, cond, input_name: str) -> None:
                          "node) instead of building the conditioning by hand.")
 
 
-def pixel_size(samples: torch.Tensor) -> tuple[int, int]:
-    """Pixel height and width of a latent (ComfyUI's VAEs down-sample by 8)."""
-    return samples.shape[-2] * 8, samples.shape[-1] * 8
+def pixel_size(samples: torch.Tensor, scale: int = 8) -> tuple[int, int]:
+    """Pixel height and width of a latent whose VAE down-samples by ``scale`` (8 for most
+    of ComfyUI's; the backbone layouts, lotts/layouts.py, know the others)."""
+    return samples.shape[-2] * scale, samples.shape[-1] * scale
 
 
 def prepare_mask(mask: torch.Tensor, batch: int, samples: torch.Tensor,

@@ -205,7 +205,8 @@ class LoTTSDefectLocalizer(io.ComfyNode):
         mask, heatmap = localize_candidates(
             settings, candidates, info=info,
             seeds=stage_seeds(seed, Stream.PROBE, samples.shape[0]))
-        images = vae.decode(samples) if vae is not None else latent_to_rgb(model, samples)
+        images = vae.decode(samples) if vae is not None else \
+            latent_to_rgb(model, samples, model_layout(model).latent_scale)
         ui = localizer_viewer(images[..., :3], mask, heatmap, mask_ratio)
         ui["lotts_localizer"] = [info]
         return io.NodeOutput(mask, heatmap, ui=ui)
@@ -338,6 +339,6 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
                     propagated=propagated, flat=flat,
                     decisions=[decision(s.propagation, u, e) for u, e in zip(propagated, entropy)])
 
-    size = pixel_size(samples)
+    size = pixel_size(samples, layout.latent_scale)  # the image's own size, whatever the VAE
     mask = feather_mask(grow_mask(resize_mask(torch.cat(masks), size), s.grow), s.feather)
     return mask, colorize(resize_map(torch.cat(maps), size))

@@ -417,13 +417,16 @@ class MeanVerifier:
 
 
 class ChannelVAE:
-    """Decodes any family's latent for the verifier: 3 channels, the latent's pixel size x8
-    (these tests score, they do not look)."""
+    """Decodes any family's latent for the verifier: 3 channels at the image's size
+    (``scale`` pixels per latent pixel); these tests score, they do not look."""
+
+    def __init__(self, scale):
+        self.scale = scale
 
     def decode(self, samples):
         x = samples.reshape(samples.shape[0], samples.shape[1], *samples.shape[-2:]).float()
         rgb = x[:, :3] if x.shape[1] >= 3 else x[:, :1].expand(-1, 3, -1, -1)
-        rgb = torch.nn.functional.interpolate(rgb.tanh() * 0.5 + 0.5, scale_factor=8)
+        rgb = torch.nn.functional.interpolate(rgb.tanh() * 0.5 + 0.5, scale_factor=self.scale)
         return rgb.movedim(1, -1)
 
 
@@ -442,11 +445,12 @@ def test_lotts_sampler_keeps_the_region_outside_the_noise_mask(name):
     src = fam.latent(h, w, seed=2)
     if fam.frames:
         src = src[:, :, 0]  # an empty-latent node's 4-D latent; ComfyUI adds the frame axis
-    m = torch.zeros(1, h * 8, w * 8)
-    m[:, : h * 4, : w * 4] = 1  # the top-left quarter may change
+    px = fam.latent_scale  # image pixels per latent pixel
+    m = torch.zeros(1, h * px, w * px)
+    m[:, : h * px // 2, : w * px // 2] = 1  # the top-left quarter may change
     latent = comfy_nodes.SetLatentNoiseMask().set_mask({"samples": src}, m)[0]
     before = model_state(model)
-    out = run_node("LoTTSSampler", model, clip, ChannelVAE(), pos, neg, prompt, MeanVerifier(),
+    out = run_node("LoTTSSampler", model, clip, ChannelVAE(px), pos, neg, prompt, MeanVerifier(),
                    latent, 0, 2, 1, 1, 3, 1.0, "euler", "simple", 1, 1, 0.5, 0.5)
     assert model_state(model) == before
     best = out.result[1]["samples"]
@@ -455,6 +459,9 @@ def test_lotts_sampler_keeps_the_region_outside_the_noise_mask(name):
     keep[..., : h // 2, : w // 2] = False
     assert best.shape[-2:] == ref.shape[-2:]
     assert (best - ref)[keep].abs().max() <= 1e-5, name
+    masks = out.result[3]
+    assert masks.shape[-2:] == (h * px, w * px)  # the image's own size, whatever the VAE
+    assert not masks[:, h * px // 2:].any() and not masks[:, :, w * px // 2:].any()
     (info,) = out.ui["lotts_localizer"]
     assert info["backbone"] == type(model.model).__name__ and info["blocks"]
 
