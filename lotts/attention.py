@@ -190,14 +190,17 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, heads: int, *,
     grid, f, row_block, out_q, out_k = _self_pool(self_pool, nq, kb - ka)
     if self_out is not None and self_out.shape != (b, out_q, out_k):
         raise ValueError(f"self_out has shape {tuple(self_out.shape)}, expected {(b, out_q, out_k)}")
-    w = None
+    w, wa, wb = None, 0, nk
     if key_weights is not None:
         w = key_weights.to(q.device, torch.float32)
         w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
         if w.shape != (b, nk):
             raise ValueError(f"key weights {tuple(key_weights.shape)} do not match the {nk} keys "
                              "of the attention")
-        w = w.unsqueeze(-1)  # (B, Nk, 1)
+        used = (w != 0).any(0).nonzero().flatten()  # only the weighted keys' columns are read
+        if used.numel():
+            wa, wb = int(used[0]), int(used[-1]) + 1
+        w = w[:, wa:wb].unsqueeze(-1)  # (B, keys with weight, 1)
     cross = torch.zeros(b, nq, dtype=torch.float32, device=q.device) if w is not None else None
     rows = _row_blocks(b, nq, nk, row_block, qh[:, 0, qa:qb].numel() * heads, max_chunk_elements)
     for h in range(heads):
@@ -208,7 +211,7 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, heads: int, *,
             logits = _masked(logits, mask, h, slice(qa + start, qa + start + q_h.shape[1]))
             if w is not None:
                 cross[:, start:start + q_h.shape[1]] += torch.bmm(
-                    logits.softmax(dim=-1), w).squeeze(-1) / heads
+                    logits.softmax(dim=-1)[..., wa:wb], w).squeeze(-1) / heads
             if self_out is not None:
                 _add_rows(self_out, logits[..., ka:kb].softmax(dim=-1), start, grid, f,
                           self_weight / heads)

@@ -94,7 +94,8 @@ def model_layout(model) -> Layout:
 
 
 def _heads(args, kwargs) -> tuple:
-    """(q, k, heads, mask, skip_reshape) of an attention kernel call."""
+    """(q, k, heads, mask) of an attention kernel call, q and k as (B, heads, N, dim)
+    views whichever layout the model passed (``skip_reshape``)."""
     q, k = args[0], args[1]
     heads = args[3] if len(args) > 3 else kwargs.get("heads", kwargs.get("num_heads"))
     mask = args[4] if len(args) > 4 else kwargs.get("mask")
@@ -114,6 +115,7 @@ class Forward:
         self.unknown: list[tuple[int, int]] = []
         self.seen = 0
         self.expect_cross = False
+        self.replaced: list[str] = []  # kinds of replace patches other nodes set
 
 
 class AttentionCapture:
@@ -227,7 +229,10 @@ class AttentionCapture:
         lengths["ref"] = sum(a * b for a, b in (token_grid(tuple(r.shape[-2:]), layout.patch)
                                                 for r in refs or ()))
         conds = transformer_options.get("cond_or_uncond") or [0]
-        return Forward(conds, lengths, grid, hw == self.latent_hw)
+        fwd = Forward(conds, lengths, grid, hw == self.latent_hw)
+        fwd.replaced = sorted(str(k) for k, v in
+                              (transformer_options.get("patches_replace") or {}).items() if v)
+        return fwd
 
     # --- one call -------------------------------------------------------------------------
 
@@ -308,12 +313,16 @@ class AttentionCapture:
             problem = (f"{c['self']} self- and {c['cross']} cross-attention calls at the read "
                        f"level, expected {self.expected} of each")
         if problem:
+            patched = (f" This MODEL carries replace patches ({', '.join(fwd.replaced)}) from "
+                       "another node (an IP-Adapter, a cache, a block swap...): they can run "
+                       "attention without ComfyUI's override or skip it -- try the localizer "
+                       "on the model without them." if fwd.replaced else "")
             raise ValueError(
                 f"LoTTS Defect Localizer: the attention calls of this {self.model_class} do "
                 f"not match the layout of {layout.family}: {problem} in one model call. "
-                "Another node's patch may skip or replace attention blocks (a cache or "
-                "block-swap node), or this ComfyUI's model differs from the one the layout "
-                "was made for; the localizer refuses rather than read the wrong tokens.")
+                "Another node's patch may skip or replace attention blocks, or this ComfyUI's "
+                "model differs from the one the layout was made for; the localizer refuses "
+                f"rather than read the wrong tokens.{patched}")
 
 
 def _unet_block(dm, name: str, idx: int):

@@ -68,7 +68,7 @@ def ceil_div(a, b):
 
 def facts(fam, latent_hw):
     """(token grid, {segment: (start, end)} of a joint call, kept-grid pooling factor)."""
-    if fam.name in ("sd15", "sdxl"):
+    if fam.name in tb.UNETS:
         grid = (ceil_div(latent_hw[0], UNET_LEVEL), ceil_div(latent_hw[1], UNET_LEVEL))
         return grid, {}, 1
     grid = (ceil_div(latent_hw[0], fam.patch), ceil_div(latent_hw[1], fam.patch))
@@ -95,7 +95,7 @@ def kind_of(fam, grid, ranges, nq, nk):
 
 def read_calls(fam, model, kinds):
     """Indices (into ``kinds``, one forward's calls) of the calls the localizer reads."""
-    if fam.name in ("sd15", "sdxl"):
+    if fam.name in tb.UNETS:
         return [i for i, k in enumerate(kinds) if k in ("self", "cross")]
     dm = model.get_model_object("diffusion_model")
     start = 0
@@ -239,6 +239,33 @@ def test_every_call_is_seen_and_maps_equal_brute_force(name):
         assert torch.allclose(got.sum(-1), torch.ones_like(got.sum(-1)), atol=1e-5)
 
 
+def test_a_models_attention_mask_is_applied_as_the_kernel_applies_it():
+    """FLUX with an attention mask on its conditioning (as Style Model Apply's attn_bias
+    makes it: additive, text + image tokens squared, upscaled by ComfyUI to the image's
+    tokens): the maps equal the brute force with that mask -- and differ from the maps
+    without it."""
+    fam, model = tb.FAMILIES["flux"], tb.model("flux")
+    latent_hw = fam.size(*SIZES[1])
+    bias = torch.zeros(1, TXT + 1, TXT + 1, dtype=torch.float16)
+    bias[:, TXT:, 3] = -2.0            # image queries lean away from text token 3...
+    bias[:, TXT:, 5] = float("-inf")   # ...and never see token 5
+    conds = []
+    for c in range(3):
+        (emb, opts), = fam.cond(TXT, c)
+        conds.append([[emb, {**opts, "attention_mask": bias,
+                             "attention_mask_img_shape": (1, 1)}]])
+    calls = []
+    cap, _, _ = probe("flux", latent_hw, conds=conds, spy_calls=calls)
+    assert any(c["mask"] is not None for c in calls)
+    cross, sa = brute_force(fam, model, calls, latent_hw)
+    for c, expect in cross.items():
+        got = cap.acc.cross_map(c).reshape(expect.shape).double()
+        assert torch.allclose(got, expect, atol=1e-6), (c, (got - expect).abs().max())
+    assert torch.allclose(cap.acc.self_matrix().double(), sa, atol=1e-6)
+    plain, _, _ = probe("flux", latent_hw)
+    assert not torch.allclose(plain.acc.cross_map(0), cap.acc.cross_map(0), atol=1e-4)
+
+
 # --- (5) which rows of a call are what: checked against the real models -----------------------
 
 def _rows_changed(a, b):
@@ -255,7 +282,7 @@ def _first_image_call(calls, grid, ranges):
     raise AssertionError("no call sees the image")
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if n not in ("sd15", "sdxl")])
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n not in tb.UNETS])
 def test_token_facts_hold_in_the_real_model(name):
     """Perturb one latent pixel, the text, the reference latent: exactly the rows this test
     says are image / text / reference tokens change -- in the first joint call, and (for
@@ -400,7 +427,7 @@ def test_planted_boundary_lands_on_the_right_latent_cells(name):
         cap, _, _ = probe(name, latent_hw, planter=planting(fam, grid, ranges, boundary * f))
         assert cap.acc.grid == kept
         mask, _ = localizer.mask_and_map(cap, latent_hw, boundary / kept[1], 0.0)
-        edge = boundary * (UNET_LEVEL if not ranges and fam.name in ("sd15", "sdxl")
+        edge = boundary * (UNET_LEVEL if fam.name in tb.UNETS
                            else fam.patch * f)  # latent pixels left of the boundary
         assert mask.shape == (1, *latent_hw), (name, hw)
         assert torch.equal(mask[0, :, :edge], torch.ones(latent_hw[0], edge)), (name, hw)
@@ -515,8 +542,23 @@ def test_calls_that_do_not_match_the_layout_are_refused_naming_the_class():
                                   "dit", "double_block", 1)
     cands = {"samples": torch.randn(1, 16, 8, 8)}
     with pytest.raises(ValueError, match=r"the attention calls of this Flux do not match the "
-                                         r"layout of FLUX.*: 4 joint attention calls, expected 5"):
+                                         r"layout of FLUX.*: 4 joint attention calls, expected 5"
+                                         r".*replace patches \(dit\)"):
         localize(model, tiny_text.text_encoder("flux"), cands)
+
+
+def test_an_attention_replace_patch_is_named_when_calls_go_missing():
+    """An attn2 replace patch (an IP-Adapter's way) runs cross-attention without ComfyUI's
+    override: the U-Net's cross-attention calls go missing and the refusal says why."""
+    import comfy.ldm.modules.attention as attention
+    model = tb.model("sd15").clone()
+    patch = lambda q, k, v, extra: attention.optimized_attention(q, k, v, extra["n_heads"])  # noqa: E731
+    for block in capture_module().unet_attention_blocks(model.get_model_object("diffusion_model")):
+        model.set_model_attn2_replace(patch, block[0], block[1])
+    cands = {"samples": torch.randn(1, 4, 12, 12)}
+    with pytest.raises(ValueError, match=r"self- and 0 cross-attention calls .*replace patches "
+                                         r"\(attn2\)"):
+        localize(model, tiny_text.text_encoder("sd15"), cands)
 
 
 def test_another_nodes_override_is_chained_and_its_output_kept():

@@ -199,9 +199,11 @@ def _pixart():
 
 FLUX_BLOCKS = ("double_blocks", "single_blocks")
 HIDREAM_LLAMA_TOKENS = 5
+UNETS = ("sd15", "sd21v", "sdxl")
 
 FAMILIES: dict[str, TinyFamily] = {f.name: f for f in (
     TinyFamily("sd15", _unet("sd15"), 4, CONTEXT, ()),
+    TinyFamily("sd21v", _unet("sd21v"), 4, CONTEXT, ()),
     TinyFamily("sdxl", _unet("sdxl"), 4, CONTEXT, (),
                options=lambda n, g: {"pooled_output": torch.randn(1, CONTEXT // 2, generator=g)}),
     TinyFamily("sd3", tiny_sd3, 16, 4096, ("txt", "img"), options=_pooled(2 * CONTEXT),

@@ -124,7 +124,7 @@ def _omnigen():
 
 
 BUILDERS = {
-    "sd15": tiny_clip, "sdxl": tiny_sdxl_clip, "sd3": tiny_sd3_clip, "flux": tiny_flux_clip,
+    "sd15": tiny_clip, "sd21v": tiny_clip, "sdxl": tiny_sdxl_clip, "sd3": tiny_sd3_clip, "flux": tiny_flux_clip,
     "flux_kontext": tiny_flux_clip, "chroma": _chroma, "chroma_radiance": _chroma,
     "qwen_image": _qwen_image, "qwen_image_edit": _qwen_image, "lumina2": _lumina,
     "hunyuan_image": _hunyuan_image, "cosmos_predict2": _cosmos, "auraflow": _aura,
