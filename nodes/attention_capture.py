@@ -171,8 +171,13 @@ class AttentionCapture:
         """Install the capture on ``model_clone`` (chaining an attention override that is
         already set there). ``blocks`` is accepted for the callers of the per-family
         recorders this replaced; the layout decides what is read."""
-        model_clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL,
-                                         WRAPPER_KEY, self.apply_model)
+        # in the options (not the patcher's own wrappers), so the options alone carry the
+        # whole capture; a closure, not a bound method: ModelPatcher.clone() deep-copies
+        # the options, which would copy this capture with a bound method
+        comfy.patcher_extension.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
+            lambda executor, *args, **kwargs: self.apply_model(executor, *args, **kwargs),
+            model_clone.model_options, is_model_options=True)
         options = model_clone.model_options.setdefault("transformer_options", {})
         options["optimized_attention_override"] = self.override(
             options.get("optimized_attention_override"))
