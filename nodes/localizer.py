@@ -27,7 +27,7 @@ from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs
 from .attention_capture import ProbeGuider, make_recorder, probe
-from .checks import check_conditioning, check_latent, pixel_size, user_mask
+from .checks import check_conditioning, check_latent, pixel_size, queue_time_check, user_mask
 from .sampling import Progress, batch_limit, seeded_noise
 from .ui_previews import latent_to_rgb, localizer_viewer
 
@@ -243,13 +243,9 @@ class LoTTSDefectLocalizer(io.ComfyNode):
             is_output_node=True)  # shows its per-candidate viewer even when nothing else is connected
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        if isinstance(kw.get("probe_step"), int) and isinstance(kw.get("steps", 20), int):
-            try:
-                check_probe_step(kw["probe_step"], kw.get("steps", 20))
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, probe_step, steps=20, scheduler="normal", propagation="always",
+                        contrast_tokens=CONTRAST_TOKENS[0]):
+        return queue_time_check(cls, locals(), lambda: check_probe_step(probe_step, steps))
 
     @classmethod
     def execute(cls, *, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,

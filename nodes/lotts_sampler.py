@@ -17,14 +17,12 @@ from ..lotts.prompts import check_prompt
 from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, probe_step_for
 from . import inputs
 from .budget import cost_payload, report
+from .checks import queue_time_check
 from .localizer import ProbeSettings, method_inputs
 from .masked_refine import region_inputs
 from .sampling import SamplingSettings
 from .search import run_search, scores_payload
 from .ui_previews import localizer_viewer
-
-PLAN_INPUTS = ("candidates", "steps", "refinements", "start_step", "harmonize_steps", "depth")
-
 
 def localizer_lines(info: dict) -> list[str]:
     """What the localizer of the last round (the deepest level searched) read and decided,
@@ -106,13 +104,12 @@ class LoTTSSampler(io.ComfyNode):
             is_output_node=True)
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        if all(isinstance(kw.get(n), int) for n in PLAN_INPUTS):
-            try:
-                Plan(**{n: kw[n] for n in PLAN_INPUTS})
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, steps, sampler_name, scheduler, refinements, start_step,
+                        harmonize_steps, region="full frame", propagation="always",
+                        contrast_tokens="all content tokens"):
+        # candidates and depth only have ranges, which ComfyUI checks itself
+        return queue_time_check(cls, locals(), lambda: Plan(1, steps, refinements, start_step,
+                                                              harmonize_steps))
 
     @classmethod
     def execute(cls, *, model, clip, vae, positive, negative, prompt, verifier, latent_image,

@@ -11,6 +11,7 @@ from comfy_host import require_comfyui
 require_comfyui()
 
 import comfy.model_management as mm  # noqa: E402
+import comfy.sample  # noqa: E402
 import comfy.utils  # noqa: E402
 
 from tiny_models import tiny_vae  # noqa: E402
@@ -106,6 +107,40 @@ def test_every_lineage_replays_with_the_separate_nodes(vae, name, monkeypatch):
     assert replayed == 4  # N x k refinements
 
 
+@pytest.mark.parametrize("seed", [0, 2 ** 32 - 1, 2 ** 32, 2 ** 63, TOP])
+def test_every_stage_and_item_draws_noise_of_its_own(vae, seed, monkeypatch):
+    """N = 4, k = 2, depth 2 with euler_ancestral: the noise ComfyUI really draws -- for 4
+    candidates, 5 probes, 10 refinements and 10 harmonizations -- is different for every
+    (stage, item). (PyTorch's CPU generator keeps only a seed's low 32 bits: streams 2**32
+    apart drew the candidates' noise again.)"""
+    real_prepare, real_sample = comfy.sample.prepare_noise, comfy.sample.sample
+    drawn = {}  # seed -> the noise comfy.sample.prepare_noise drew for it
+
+    def prepare_noise(latent, noise_seed, *args, **kw):
+        out = real_prepare(latent, noise_seed, *args, **kw)
+        drawn.setdefault(int(noise_seed), out)
+        return out
+
+    sampler_seeds = []  # the seed of each sampler call: an ancestral sampler's own noise
+
+    def sample(*args, seed=None, **kw):
+        sampler_seeds.append(int(seed))
+        return real_sample(*args, seed=seed, **kw)
+
+    monkeypatch.setattr(comfy.sample, "prepare_noise", prepare_noise)
+    monkeypatch.setattr(comfy.sample, "sample", sample)
+    out = sampler(vae, MeanVerifier(), seed=seed, n=4, k=2, depth=2, sampler="euler_ancestral")
+    assert out.ui["lotts_cost"][0]["scored"] == 4 + 5 * 2
+    # harmonization adds no noise (add_noise off): its noise is the ancestral sampler's,
+    # drawn on the CPU as prepare_noise draws it (the generator seeded with the call's seed)
+    for s in sampler_seeds:
+        drawn.setdefault(s, real_prepare(empty_latent()["samples"], s))
+    assert len(drawn) == 4 + 5 + 10 + 10
+    noises = list(drawn.items())
+    same = [(a, b) for i, (a, x) in enumerate(noises) for b, y in noises[i + 1:] if torch.equal(x, y)]
+    assert not same, f"seeds drawing the same noise: {same[:4]}"
+
+
 def test_stages_never_share_noise_even_with_one_seed_widget():
     """A staged workflow wires one seed to Fan-Out and Masked Refine: refinement j must
     not reuse candidate j's noise (it did when both used seed + j)."""
@@ -159,22 +194,23 @@ def test_match_budget_beyond_the_maximum_is_refused_before_any_work(vae):
         with pytest.raises(ValueError, match=rf"match_budget: .* is {m} samples .* maximum of 1024"):
             run_node("LoTTSBestOfN", model, pos, neg, empty_latent(), 0, STEPS, 7.0, "euler",
                      "normal", MeanVerifier(), PROMPT, vae, 1, budget)
-        assert "maximum of 1024" in cls.validate_inputs(match_budget=budget, steps=STEPS, cfg=7.0)
-    assert cls.validate_inputs(match_budget="80", steps=STEPS, cfg=7.0) is True
+        assert "maximum of 1024" in cls.validate_inputs(STEPS, 7.0, "euler", "normal", budget)
+    assert cls.validate_inputs(STEPS, 7.0, "euler", "normal", "80") is True
 
 
 def test_harmonize_steps_too_large_names_the_samplers_inputs(vae):
     cls = pack_module("nodes.lotts_sampler").LoTTSSampler
-    msg = cls.validate_inputs(candidates=1, steps=4, refinements=1, start_step=2,
-                              harmonize_steps=2, depth=1)
+    msg = cls.validate_inputs(steps=4, sampler_name="euler", scheduler="normal", refinements=1,
+                              start_step=2, harmonize_steps=2)
     assert "start_step (2) + harmonize_steps (2) must be < steps (4)" in msg
     assert "end_step" not in msg
     with pytest.raises(ValueError, match=r"harmonize_steps \(2\)"):
         sampler(vae, MeanVerifier(), start=2, harmonize=2)
     refine = pack_module("nodes.masked_refine").LoTTSMaskedRefine
-    assert "end_step (5) is past" in refine.validate_inputs(steps=4, start_step=1, end_step=5)
+    assert "end_step (5) is past" in refine.validate_inputs(4, "euler", "normal", 1, 5)
     harm = pack_module("nodes.harmonize").LoTTSHarmonize
-    assert "start_step (4) must be >= 0 and < steps (4)" in harm.validate_inputs(steps=4, start_step=4)
+    msg = harm.validate_inputs(4, "euler", "normal", 4)
+    assert "start_step (4) must be >= 0 and < steps (4)" in msg
 
 
 # --- an empty mask costs nothing -------------------------------------------------------------

@@ -196,7 +196,9 @@ def test_refine_zero_mask_is_identity_and_full_mask_from_zero_is_full_resample()
     out = refine(cands, torch.zeros(1, 128, 128), k=1)["samples"]
     assert (out - cands["samples"]).abs().max() <= 1e-5
     full = refine(cands, torch.ones(1, 128, 128), seed=7, k=1, start=0)["samples"]
-    ref = stock_ksampler(model, pos, neg, {"samples": cands["samples"]}, 7, STEPS)
+    seeds = pack_module("lotts.seeds")  # refinement 0 draws its noise from its own stream
+    ref = stock_ksampler(model, pos, neg, {"samples": cands["samples"]},
+                         seeds.stage_seed(7, seeds.Stream.REFINEMENT), STEPS)
     assert torch.allclose(full, ref, atol=1e-5)
 
 
