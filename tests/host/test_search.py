@@ -271,7 +271,9 @@ def test_batches_follow_free_memory_and_give_identical_latents(small_memory):
     chunked = run_node("LoTTSSeedFanOut", m, pos, neg, empty_latent(), 1, 8, STEPS, 7.0, "euler",
                        "normal").result[0]["samples"]
     assert max(seen) == 4 and sum(seen) == 8 * STEPS * 2  # 2 images x (cond + uncond) a call
-    assert torch.equal(chunked, whole)
+    # equal up to float rounding: a CPU's kernels may sum in another order for another batch
+    # size (measured here: 1e-4 on values of ~100)
+    assert torch.allclose(chunked, whole, rtol=1e-5, atol=1e-4), (chunked - whole).abs().max()
     seen.clear()
     run_node("LoTTSSeedFanOut", m, pos, neg, empty_latent(), 1, 8, STEPS, 7.0, "euler", "normal",
              max_batch=3)
