@@ -65,9 +65,10 @@ def comfy_env():
     path = comfy_host.find_comfyui()
     if path is None:
         comfy_host.host_missing(comfy_server.NO_COMFYUI_REASON)
-    if not os.path.isfile(os.path.join(path, "main.py")):
-        comfy_host.host_missing(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py)")
     python = comfy_host.comfyui_python(path)
+    if comfy_server.server_command(path, python) is None:
+        comfy_host.host_missing(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py, "
+                                "no comfy/cmd/main.py)")
     info, reason = comfy_server.probe_python(python, path)
     if info is None:
         comfy_host.host_missing(reason)

@@ -116,6 +116,15 @@ import comfy.sdxl_clip  # noqa: E402
 FLUX_HEADS = 2
 
 
+def flux1_config(config: dict) -> dict:
+    """A FLUX.1 config as this host's model_detection completes it: newer ComfyUI (with
+    FLUX.2) added a required FluxParams field ``txt_ids_dims``, [] for FLUX.1."""
+    import dataclasses
+    import comfy.ldm.flux.model
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    return dict(config, txt_ids_dims=[]) if "txt_ids_dims" in fields else config
+
+
 def tiny_flux(seed: int = 0, guidance: bool = True):
     """FLUX (dev-style with guidance, or schnell-style) at hidden 64: 4 double, 1 single block."""
     config = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
@@ -124,7 +133,7 @@ def tiny_flux(seed: int = 0, guidance: bool = True):
               "axes_dim": [8, 12, 12], "theta": 10000, "qkv_bias": True,
               "guidance_embed": guidance}
     cls = comfy.supported_models.Flux if guidance else comfy.supported_models.FluxSchnell
-    cfg = cls(config)
+    cfg = cls(flux1_config(config))
     cfg.set_inference_dtype(torch.float32, None)
     model = cfg.get_model({}, "", device=torch.device("cpu"))
     init_weights(model.diffusion_model, seed)
