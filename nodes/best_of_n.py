@@ -85,9 +85,9 @@ class LoTTSBestOfN(io.ComfyNode):
             f"({Plan(1, steps, refinements=0).nfe(cfg)['total']} NFE per sample)"]
         text = report(budget, formula, f"Best-of-N report: M={samples} T={steps} cfg={cfg} "
                                        f"{sampler_name}/{scheduler}", notes, ranked, name)
-        ui = {"text": [text], **scores_payload(ranked, name),
+        images = torch.cat([s.image for s in ranked])
+        ui = {"text": [text], **scores_payload(ranked, name, images=images),
               "lotts_cost": [cost_payload(budget, formula, ranked, samples=samples,
                                           matched_budget=target)]}
         best = ranked[0]
-        return io.NodeOutput(best.image, {"samples": best.latent},
-                             torch.cat([s.image for s in ranked]), text, ui=ui)
+        return io.NodeOutput(best.image, {"samples": best.latent}, images, text, ui=ui)

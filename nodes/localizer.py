@@ -363,9 +363,10 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
         comfy.model_management.throw_exception_if_processing_interrupted()
         part = samples[a:a + size]
         recorder, blocks = make_recorder(s.model, dict(enumerate(weights)), part.shape)
-        patched = s.model.clone()
-        recorder.patch(patched, blocks)
-        probe(patched, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a])
+        patched = s.model.clone()  # the patches go on a clone; only its options are used:
+        recorder.patch(patched, blocks)  # the loaded model stays the one sampling uses
+        probe(s.model, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a],
+              model_options=patched.model_options)
         report = {}
         mask, p = mask_and_map(recorder, latent_hw, s.mask_ratio, s.prior_weight,
                                None if allowed is None else allowed[a:a + size],

@@ -142,15 +142,17 @@ class LoTTSSampler(io.ComfyNode):
                       localizer_lines(result.localizer) + skipped_lines(result.skipped),
                       ranked, name)
         all_images = torch.cat([s.image for s in ranked])
-        ui = {"text": [text], **scores_payload(ranked, name),
+        ui = {"text": [text], **scores_payload(ranked, name, images=all_images),
               "lotts_cost": [cost_payload(result.budget, formula, ranked, path=result.path,
                                           localizer=result.localizer, skipped=result.skipped)]}
         if result.masks is None:  # refinements = 0: nothing was re-sampled anywhere
             masks = torch.zeros(candidates, *all_images.shape[1:3])
         else:
             masks = result.masks
-            ui.update(localizer_viewer(torch.cat([s.image for s in result.localized]), masks,
-                                       result.heatmaps, mask_ratio))
+            # the localized samples are among the ranked ones: their thumbnails are reused
+            thumbs, at = ui["lotts_scores"][0]["images"], {id(s): i for i, s in enumerate(ranked)}
+            ui.update(localizer_viewer(None, masks, result.heatmaps, mask_ratio,
+                                       candidate_refs=[thumbs[at[id(s)]] for s in result.localized]))
             ui["lotts_localizer"] = [result.localizer]  # the viewer's line under each sample
         best = ranked[0]
         return io.NodeOutput(best.image, {"samples": best.latent}, all_images, masks, text, ui=ui)
