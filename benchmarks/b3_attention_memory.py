@@ -16,6 +16,9 @@ the shapes are the full-size ones below.
 * Qwen-Image 1328x1328: joint attention of 256 text + 83x83 = 6889 image tokens, 24 heads x
   128, token-major ``(B, L, heads*dim)`` as Qwen-Image passes them.
 
+q/k/v are in the model's dtype on the device (``--dtype auto``: SDXL fp16, FLUX and
+Qwen-Image bf16 on a GPU, fp32 on a CPU).
+
 "Kernel alone" = ComfyUI's ``comfy.ldm.modules.attention.optimized_attention`` on the same
 q/k/v. Kernels: ``pytorch`` (SDPA, what ComfyUI picks on NVIDIA and with
 --use-pytorch-cross-attention; the figure the goal is about) and ``default`` (what ComfyUI
@@ -70,6 +73,18 @@ def _tiny(family):
     return tiny_backbones.model(family)
 
 
+def case_dtype(case: str, choice: str):
+    """The dtype of q/k/v: "auto" is what the model runs in on this device -- SDXL fp16 and
+    FLUX bf16 on a GPU (ComfyUI's picks there), fp32 on a CPU."""
+    import torch
+    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if choice != "auto":
+        return named[choice]
+    if not GPU:
+        return torch.float32
+    return torch.bfloat16 if case in ("flux_joint", "qwen_joint") else torch.float16
+
+
 def child(case: str, side: str, kernel: str) -> dict:
     """Runs in the subprocess: peak memory above baseline of one (case, side, kernel)."""
     pack = start_comfyui(attention=kernel)  # the kernel is chosen when ComfyUI is imported
@@ -83,6 +98,8 @@ def child(case: str, side: str, kernel: str) -> dict:
     conds = [0, 1, 2]
     model = _tiny(family) if side == "capture" else None
 
+    dtype = case_dtype(case, os.environ.get("LOTTS_B3_DTYPE", "auto"))
+
     def make_inputs(scale):
         """q/k/v at 1/scale of the image side (the warm-up) or full size."""
         lat = latent[:-2] + (latent[-2] // scale, latent[-1] // scale)
@@ -90,11 +107,11 @@ def child(case: str, side: str, kernel: str) -> dict:
         if case.startswith("sdxl"):
             n = (lat[-2] // 4) * (lat[-1] // 4)
             nk = n if case == "sdxl_self" else txt
-            return lat, [torch.randn(3, n if i == 0 else nk, heads * dim, generator=g).to(device)
+            return lat, [torch.randn(3, n if i == 0 else nk, heads * dim, generator=g).to(device, dtype)
                          for i in range(3)]
         n = txt + -(-lat[-2] // 2) * -(-lat[-1] // 2)
         shape = (3, heads, n, dim) if head_major else (3, n, heads * dim)
-        return lat, [torch.randn(shape, generator=g).to(device) for _ in range(3)]
+        return lat, [torch.randn(shape, generator=g).to(device, dtype) for _ in range(3)]
 
     def run(warm_up=False):
         lat, (q, k, v) = make_inputs(2 if warm_up else 1)
@@ -134,7 +151,8 @@ def child(case: str, side: str, kernel: str) -> dict:
     return {"case": case, "side": side, "kernel": kernel, "peak": peak, "base": memory.base,
             "kept": kept, "seconds": seconds,
             "kernel_name": kernel_fn.__name__, "layers_seen": seen,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "dtype": str(dtype).replace("torch.", "")}
 
 
 def measure(case: str, side: str, kernel: str) -> dict:
@@ -147,7 +165,11 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ",".join(CASES))
     ap.add_argument("--no-default-kernel", action="store_true",
                     help="skip the informative runs with ComfyUI's CPU default kernel")
+    ap.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                    help="q/k/v dtype; auto: SDXL fp16, FLUX and Qwen-Image bf16 on a GPU, "
+                         "fp32 on a CPU")
     a = ap.parse_args()
+    os.environ["LOTTS_B3_DTYPE"] = a.dtype  # the subprocesses read it
     if a.child:
         child_result(child(*a.child))
         return
@@ -164,7 +186,7 @@ def main():
         c = measure(case, "capture", kernel)
         ratio = c["peak"] / k["peak"]
         goal = f"goal <= {GOAL:.2f}" if kernel == "pytorch" else "info only: CPU default kernel"
-        print(f"  {CASES[case]}; kernel {k['kernel_name']}, {k['threads']} threads")
+        print(f"  {CASES[case]}; {k['dtype']}; kernel {k['kernel_name']}, {k['threads']} threads")
         print(f"    kernel alone: {k['peak'] / MIB:7.1f} MiB ({k['seconds']:.1f} s)   capture+reduction: "
               f"{c['peak'] / MIB:7.1f} MiB ({c['seconds']:.1f} s), of which the accumulator kept "
               f"for the whole probe: {c['kept'] / MIB:.1f} MiB   (layers folded: {c['layers_seen']})")

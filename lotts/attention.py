@@ -192,7 +192,10 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, heads: int, *,
         raise ValueError(f"self_out has shape {tuple(self_out.shape)}, expected {(b, out_q, out_k)}")
     w, wa, wb = None, 0, nk
     if key_weights is not None:
-        w = key_weights.to(q.device, torch.float32)
+        # checked where the weights are (the host, in a probe) and copied without waiting:
+        # a value read or a blocking copy on the device would stall the model's forward at
+        # every captured layer
+        w = key_weights.float()
         w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
         if w.shape != (b, nk):
             raise ValueError(f"key weights {tuple(key_weights.shape)} do not match the {nk} keys "
@@ -200,7 +203,7 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, heads: int, *,
         used = (w != 0).any(0).nonzero().flatten()  # only the weighted keys' columns are read
         if used.numel():
             wa, wb = int(used[0]), int(used[-1]) + 1
-        w = w[:, wa:wb].unsqueeze(-1)  # (B, keys with weight, 1)
+        w = w[:, wa:wb].unsqueeze(-1).to(q.device, non_blocking=True)  # (B, weighted keys, 1)
     cross = torch.zeros(b, nq, dtype=torch.float32, device=q.device) if w is not None else None
     rows = _row_blocks(b, nq, nk, row_block, qh[:, 0, qa:qb].numel() * heads, max_chunk_elements)
     for h in range(heads):
@@ -284,7 +287,7 @@ def joint_attention_maps(q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: 
     b, nq, nk = qh.shape[0], qh.shape[2], kh.shape[2]
     if nk != txt + nq:
         raise ValueError(f"joint attention has {nk} keys, expected {txt} text + {nq} image")
-    w = token_weights.to(q_img.device, torch.float32)
+    w = token_weights.float()
     w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
     if w.shape != (b, txt):
         raise ValueError(f"token_weights {tuple(token_weights.shape)} do not match the {txt} "
@@ -339,7 +342,10 @@ def cross_attention_map(probs: torch.Tensor, token_weights: torch.Tensor) -> tor
     or ``(B, M)``, 1 on the prompt's content tokens and 0 on start/end/padding tokens,
     which soak up most of the attention and carry no spatial meaning.
     """
-    w = token_weights.to(probs.device, torch.float32)
+    # checked and normalised where the weights are (the host, in a probe), then copied
+    # without waiting: a value read or a blocking copy on the device would stall the
+    # model's forward at every captured layer
+    w = token_weights.float()
     if w.ndim == 1:
         w = w.unsqueeze(0).expand(probs.shape[0], -1)
     if w.shape != (probs.shape[0], probs.shape[2]):
@@ -348,7 +354,8 @@ def cross_attention_map(probs: torch.Tensor, token_weights: torch.Tensor) -> tor
     total = w.sum(dim=1, keepdim=True)
     if (total <= 0).any():
         raise ValueError("token_weights select no token: the prompt has no content tokens")
-    return torch.einsum("bnm,bm->bn", probs.float(), w / total)
+    w = (w / total).to(probs.device, non_blocking=True)
+    return torch.einsum("bnm,bm->bn", probs.float(), w)
 
 
 def grid_for_tokens(tokens: int, height: int, width: int) -> tuple[int, int]:
