@@ -89,6 +89,20 @@ def _pooled(width):
     return lambda n, g: {"pooled_output": torch.randn(1, width, generator=g)}
 
 
+# Fields newer ComfyUI added to these models' parameter dataclasses, with the values its
+# model_detection gives a checkpoint without them (the 0.10 fork: FLUX.2, HunyuanImage 2.1
+# with vision input, Chroma Radiance's x0 prediction); set only where the host has them.
+NEWER_FIELDS = {"txt_ids_dims": [], "vec_in_dim": None, "use_x0": False,
+                "use_cond_type_embedding": False, "vision_in_dim": None, "meanflow_sum": False}
+
+
+def host_config(params_class, config: dict) -> dict:
+    """``config`` completed with the NEWER_FIELDS this host's ``params_class`` declares."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(params_class)}
+    return {**{k: v for k, v in NEWER_FIELDS.items() if k in names and k not in config}, **config}
+
+
 def _no_pooled(n, g):  # T5-only encoders (Chroma): ComfyUI's CLIP Text Encode sets None
     return {"pooled_output": None}
 
@@ -111,6 +125,11 @@ def _chroma(radiance=False):
         config.update(in_channels=3, out_channels=3, patch_size=16, nerf_hidden_size=16,
                       nerf_mlp_ratio=2, nerf_depth=1, nerf_max_freqs=4, nerf_tile_size=0,
                       nerf_final_head_type="linear", nerf_embedder_dtype=torch.float32)
+        import comfy.ldm.chroma_radiance.model as params
+        config = host_config(params.ChromaRadianceParams, config)
+    else:
+        import comfy.ldm.chroma.model as params
+        config = host_config(params.ChromaParams, config)
     return _patcher(sm.ChromaRadiance if radiance else sm.Chroma, config)
 
 
@@ -130,14 +149,16 @@ def _lumina():
 
 
 def _hunyuan_image():
-    return _patcher(sm.HunyuanImage21, {"image_model": "hunyuan_video", "in_channels": 64,
+    import comfy.ldm.hunyuan_video.model as params
+    return _patcher(sm.HunyuanImage21, host_config(params.HunyuanVideoParams, {
+                                        "image_model": "hunyuan_video", "in_channels": 64,
                                         "out_channels": 64, "patch_size": [1, 1],
                                         "vec_in_dim": None, "context_in_dim": CONTEXT,
                                         "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2,
                                         "depth": 2, "depth_single_blocks": 1,
                                         "axes_dim": [16, 16], "theta": 256, "qkv_bias": True,
                                         "guidance_embed": False, "byt5": True,
-                                        "meanflow": False})
+                                        "meanflow": False}))
 
 
 def _cosmos():
@@ -237,13 +258,16 @@ FAMILIES: dict[str, TinyFamily] = {f.name: f for f in (
 )}
 
 def _hunyuan_video():  # a video model: no layout (the localizer names it and refuses)
-    return _patcher(sm.HunyuanVideo, {"image_model": "hunyuan_video", "in_channels": 16,
+    import comfy.ldm.hunyuan_video.model as params
+    return _patcher(sm.HunyuanVideo, host_config(params.HunyuanVideoParams, {
+                                      "image_model": "hunyuan_video", "in_channels": 16,
                                       "out_channels": 16, "patch_size": [1, 2, 2],
                                       "vec_in_dim": CONTEXT, "context_in_dim": CONTEXT,
                                       "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2,
                                       "depth": 1, "depth_single_blocks": 1,
                                       "axes_dim": [8, 12, 12], "theta": 256, "qkv_bias": True,
-                                      "guidance_embed": True, "byt5": False, "meanflow": False})
+                                      "guidance_embed": True, "byt5": False,
+                                      "meanflow": False}))
 
 
 REFUSED = {"pixart": _pixart, "hunyuan_video": _hunyuan_video}

@@ -26,6 +26,8 @@ from comfy_host import require_comfyui
 require_comfyui()
 
 import comfy.sd  # noqa: E402
+import comfy.sd1_clip  # noqa: E402
+import comfy.text_encoders.t5  # noqa: E402
 import comfy.text_encoders.aura_t5 as aura_t5  # noqa: E402
 import comfy.text_encoders.cosmos as cosmos  # noqa: E402
 import comfy.text_encoders.hunyuan_image as hunyuan_image  # noqa: E402
@@ -36,7 +38,7 @@ import comfy.text_encoders.pixart_t5 as pixart_t5  # noqa: E402
 import comfy.text_encoders.qwen_image as qwen_image  # noqa: E402
 
 from tiny_models import CONTEXT, init_weights, tiny_clip, tiny_flux_clip, tiny_sd3_clip  # noqa: E402
-from tiny_models import tiny_sdxl_clip  # noqa: E402
+from tiny_models import T5_CONFIG, tiny_sdxl_clip  # noqa: E402
 
 T5 = {"d_model": CONTEXT, "d_ff": 2 * CONTEXT, "d_kv": 16, "num_heads": 4, "num_layers": 2,
       "num_decoder_layers": 1}
@@ -114,8 +116,23 @@ def _cosmos():
     return _clip(cosmos.te(), cosmos.CosmosT5Tokenizer, {"t5xxl_model_config": T5})
 
 
+class TinyPileT5(aura_t5.PT5XlModel):
+    """AuraFlow's Pile-T5 encoder, tiny: ComfyUI's own class's arguments with a small
+    config (the 0.10 fork's class drops ``model_options``, so the config override that
+    shrinks the other encoders cannot reach it)."""
+
+    def __init__(self, device="cpu", layer="last", layer_idx=None, dtype=None, model_options={},
+                 **kw):
+        comfy.sd1_clip.SDClipModel.__init__(
+            self, device=device, layer=layer, layer_idx=layer_idx,
+            textmodel_json_config=dict(T5_CONFIG),
+            dtype=dtype, special_tokens={"end": 2, "pad": 1},
+            model_class=comfy.text_encoders.t5.T5, enable_attention_masks=True,
+            zero_out_masked=True, model_options=model_options)
+
+
 def _aura():
-    return _clip(aura_t5.AuraT5Model, aura_t5.AuraT5Tokenizer, {"pile_t5xl_model_config": T5})
+    return _clip(aura_t5.AuraT5Model, aura_t5.AuraT5Tokenizer, {"pile_t5xl_class": TinyPileT5})
 
 
 def _omnigen():
