@@ -10,8 +10,8 @@ is read back (browser/workflow_layout.mjs):
   where the generator put them, and no two of them (title bars included) overlap;
 * every widget lies inside its node; the view opens at a zoom where widgets are drawn;
 * every note's rendered text fits its box;
-* for a workflow whose checkpoint (or split diffusion model) the server lacks, the frontend names the file and
-  offers its download (properties.models).
+* for a workflow whose checkpoint (or split diffusion model) the server lacks, the frontend
+  names the file and offers its download (properties.models).
 
 Screenshots (the saved view, the whole graph, the missing-model offer) go to the test's
 tmp folder, or to LOTTS_LAYOUT_SCREENSHOTS=<dir>.
