@@ -128,3 +128,51 @@ def test_views_inside_subgraphs(ui_comfy, tiny_ckpt_name, browser_tools, tmp_pat
 
     errors = browser_driver.extension_errors(res)
     assert not errors, "errors from the extension:\n" + "\n".join(errors)
+
+
+BLUEPRINT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "subgraphs")
+# Small settings for the blueprint's stages (it ships with SD1.5-sized ones: 30 steps...).
+QUICK = {"LoTTSSeedFanOut": {"candidates": N, "steps": 4},
+         "LoTTSDefectLocalizer": {"steps": 4, "probe_step": 2},
+         "LoTTSMaskedRefine": {"refinements": K, "steps": 4, "start_step": 2, "end_step": 3},
+         "LoTTSHarmonize": {"steps": 4, "start_step": 3}}
+
+
+def test_subgraph_blueprint_opens_and_runs(ui_comfy, tiny_ckpt_name, browser_tools, tmp_path):
+    """The shipped blueprint (subgraphs/, served as a node by hosts that serve blueprints)
+    opens as a workflow in both frontends as one subgraph node with the sockets and the
+    prompt box it promises; linked to a checkpoint, conditioning, a latent and a verifier it
+    runs, and its inner localizer and Verifier Pick show their views."""
+    (name,) = [f for f in os.listdir(BLUEPRINT_DIR) if f.endswith(".json")]
+    with open(os.path.join(BLUEPRINT_DIR, name)) as f:
+        blueprint = json.load(f)
+    shot = str(tmp_path / "blueprint_inside.png")
+    timeout = float(os.environ.get("LOTTS_E2E_WORKFLOW_TIMEOUT", "600"))
+    cfg = {"url": ui_comfy.url, "timeout_s": timeout, "vue": ui_comfy.frontend == "newest",
+           "blueprint": blueprint, "name": name, "ckpt": tiny_ckpt_name,
+           "weights": VERIFIER_WEIGHTS, "prompt": "a red fox in fresh snow", "inner": QUICK,
+           "screenshot": shot}
+    res = browser_driver.run(browser_tools, "blueprint.mjs", cfg, tmp_path, timeout=timeout + 300)
+    print(f"frontend {res.get('frontendVersion')}: {json.dumps(res.get('wired'))}; screenshot {shot}")
+    assert not res.get("fatal"), f"driver stopped at {res['steps'][-1:]}: {res['fatal']}\n{res['stderr']}"
+    assert not res.get("runError"), f"the blueprint failed: {res['runError']}"
+    wired = res["wired"]
+    assert wired["title"] == name[:-len(".json")] and wired["promptBox"], wired
+    assert [s for s, _ in wired["inputs"]] == ["model", "clip", "vae", "positive", "negative",
+                                               "latent_image", "verifier", "prompt"]
+    assert wired["outputs"] == [["best", "IMAGE"], ["best_latent", "LATENT"],
+                                ["ranked", "IMAGE"], ["mask", "MASK"]]
+    executed = {e["display_node"]: e for e in res["executed"]}
+    sub = wired["id"]
+    inner = {t: i for i, t in wired["inner"].items()}
+    for node_type in ("LoTTSDefectLocalizer", "LoTTSVerifierPick"):
+        assert f"{sub}:{inner[node_type]}" in executed, (node_type, sorted(executed))
+    assert any("images" in e["keys"] for k, e in executed.items() if ":" not in k), \
+        "the preview of the blueprint's best image got nothing"
+    _, loc = _one(res["inside"], "LoTTSDefectLocalizer")
+    _, pick = _one(res["inside"], "LoTTSVerifierPick")
+    assert loc["viewer"]["count"] == N and loc["viewer"]["ready"] and loc["viewer"]["shown"], loc
+    assert pick["scores"]["count"] == N * K + N and pick["scores"]["shown"], pick
+    errors = browser_driver.extension_errors(res)
+    assert not errors, "errors from the extension:\n" + "\n".join(errors)
