@@ -33,6 +33,12 @@
 //   mode is off again; their payload stays in the workflow.)
 // * api.apiURL (preview image URLs); the `search_aliases` field of node definitions, which
 //   the node search of frontend 1.58.1 reads (1.27.10's search ignores it).
+// * On the pack's own nodes' multiline text widgets (per node, not shared): their
+//   options.getMinHeight/getMaxHeight, the sizing options addDOMWidget takes, wrapped so a
+//   linked prompt box takes one row (compactLinkedText).
+// * Reads only: app.configuringGraph, LiteGraph.INPUT.
+// The viewer's stage has a CSS minimum height: the Vue renderer sizes a DOM widget by its
+// content, not by getMinHeight (which the canvas renderer uses).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import * as L from "./lotts_logic.js";
