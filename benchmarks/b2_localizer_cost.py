@@ -40,7 +40,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (MIB, ModelCalls, PeakMemory, child_result,  # noqa: E402
+from bench_common import (DTYPES, MIB, ModelCalls, PeakMemory, child_result,  # noqa: E402
                           clip_768, encode, machine_line, run_child, run_node, sd15_unet,
                           start_comfyui, unet_params)
 
@@ -70,10 +70,11 @@ def localize(model, clip, cands, seed=0):
 
 # --- (c) memory, in a subprocess -----------------------------------------------------
 
-def child_memory(what: str, size: int, batch: int) -> dict:
+def child_memory(what: str, size: int, batch: int, dtype: str) -> dict:
     import torch
     start_comfyui()
-    model, clip = sd15_unet(), clip_768(CLIP_LAYERS, 1)
+    model, _ = sd15_unet(dtype=dtype)
+    clip = clip_768(CLIP_LAYERS, 1)
     pos, neg = encode(clip, PROMPT), encode(clip, NEGATIVE)
     cands = latent(size, batch)
     counter = ModelCalls(model)
@@ -94,14 +95,14 @@ def child_memory(what: str, size: int, batch: int) -> dict:
     return {"peak": peak, "base": memory.base, "calls": counter.calls, "images": counter.images}
 
 
-def part_c(size, batch):
+def part_c(size, batch, dtype):
     print(f"  (c) size {size}x{size}; peak memory above the post-warm-up baseline, own "
           f"subprocess each")
     for n in sorted({1, batch}):
         loc = run_child(__file__, ["--child-memory", "localizer", "--size", str(size),
-                                   "--batch", str(n)])
+                                   "--batch", str(n), "--dtype", dtype])
         ks = run_child(__file__, ["--child-memory", "ksampler", "--size", str(size),
-                                  "--batch", str(n)])
+                                  "--batch", str(n), "--dtype", dtype])
         print(f"      KSampler cfg {CFG}, batch {n}, 2 steps: {ks['peak'] / MIB:.0f} MiB above "
               f"{ks['base'] / MIB:.0f} MiB ({ks['images']} images in {ks['calls']} calls)")
         print(f"      localizer, {n} candidate(s): {loc['peak'] / MIB:.0f} MiB above "
@@ -192,28 +193,31 @@ def main():
     ap.add_argument("--batch", type=int, default=N, help="(a), (c): candidates probed together")
     ap.add_argument("--repeats", type=int, default=1, help="(a): timed rounds after the warm-up")
     ap.add_argument("--steps", type=int, default=2, help="(a): steps of the cfg-1 KSampler run")
+    ap.add_argument("--dtype", choices=DTYPES, default="auto",
+                    help="auto: what ComfyUI picks for SD1.5 on this device")
     a = ap.parse_args()
     if a.child_memory:
-        child_result(child_memory(a.child_memory, a.size, a.batch))
+        child_result(child_memory(a.child_memory, a.size, a.batch, a.dtype))
         return
 
     start_comfyui()
     import torch
     import comfy.ldm.modules.attention as attention
-    print(f"B2 localizer cost: SD1.5 U-Net (real config, random weights, fp32), CLIP "
-          f"768 wide x {CLIP_LAYERS} layer, prompt {PROMPT!r}")
+    print(f"B2 localizer cost: SD1.5 U-Net (real config, random weights, --dtype {a.dtype}), "
+          f"CLIP 768 wide x {CLIP_LAYERS} layer, prompt {PROMPT!r}")
     print(f"machine: {machine_line()}; ComfyUI attention {attention.optimized_attention.__name__}")
     print(f"sizes: (a)/(c) {a.size}x{a.size}, (b) {a.pipeline_size}x{a.pipeline_size}; pipeline "
           f"N={N}, k={K}, T={T}, t0={T0}, end_step={END}, cfg {CFG}, mask_ratio 0.5, "
           f"probe_step {PROBE_STEP}")
     t_start = time.perf_counter()
     if "c" in a.parts:  # first, so its subprocesses do not sit beside this process's model
-        part_c(a.size, a.batch)
+        part_c(a.size, a.batch, a.dtype)
     if "a" in a.parts or "b" in a.parts:
         t = time.perf_counter()
-        model, clip = sd15_unet(), clip_768(CLIP_LAYERS, 1)
-        print(f"  built U-Net ({unet_params(model) / 1e6:.0f} M params) and CLIP in "
-              f"{time.perf_counter() - t:.0f} s")
+        model, dtype_label = sd15_unet(dtype=a.dtype)
+        clip = clip_768(CLIP_LAYERS, 1)
+        print(f"  built U-Net ({unet_params(model) / 1e6:.0f} M params, {dtype_label}) and CLIP "
+              f"in {time.perf_counter() - t:.0f} s")
         pos, neg = encode(clip, PROMPT), encode(clip, NEGATIVE)
         counter = ModelCalls(model)
         with torch.inference_mode():

@@ -51,6 +51,18 @@ CASES = {
 }
 
 
+def case_dtype(case: str, choice: str):
+    """The dtype of q/k/v: "auto" is what the model runs in on this device -- SDXL fp16 and
+    FLUX bf16 on a GPU (ComfyUI's picks there), fp32 on a CPU."""
+    import torch
+    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if choice != "auto":
+        return named[choice]
+    if not GPU:
+        return torch.float32
+    return torch.bfloat16 if case == "flux_joint" else torch.float16
+
+
 def child(case: str, side: str, kernel: str) -> dict:
     """Runs in the subprocess: peak memory above baseline of one (case, side, kernel)."""
     pack = start_comfyui(attention=kernel)  # the kernel is chosen when ComfyUI is imported
@@ -65,15 +77,17 @@ def child(case: str, side: str, kernel: str) -> dict:
     txt, heads = 77, 20
     weights = {c: (torch.arange(txt) < 8).float() for c in conds}  # 8 content tokens
 
+    dtype = case_dtype(case, os.environ.get("LOTTS_B3_DTYPE", "auto"))
+
     def make_inputs(txt_f, img_f):
         g = torch.Generator().manual_seed(0)
         if case == "flux_joint":
             shape = (3, 24, txt_f + img_f, 128)
-            return [torch.randn(shape, generator=g).to(device) for _ in range(3)]
+            return [torch.randn(shape, generator=g).to(device, dtype) for _ in range(3)]
         nk = 1024 if case == "sdxl_self" else 77
-        return [torch.randn(3, 1024, heads * 64, generator=g).to(device),
-                torch.randn(3, nk, heads * 64, generator=g).to(device),
-                torch.randn(3, nk, heads * 64, generator=g).to(device)]
+        return [torch.randn(3, 1024, heads * 64, generator=g).to(device, dtype),
+                torch.randn(3, nk, heads * 64, generator=g).to(device, dtype),
+                torch.randn(3, nk, heads * 64, generator=g).to(device, dtype)]
 
     def run(warm_up=False):
         if case == "flux_joint":
@@ -119,7 +133,8 @@ def child(case: str, side: str, kernel: str) -> dict:
     return {"case": case, "side": side, "kernel": kernel, "peak": peak, "base": memory.base,
             "kept": kept, "seconds": seconds,
             "kernel_name": kernel_fn.__name__, "layers_seen": seen,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "dtype": str(dtype).replace("torch.", "")}
 
 
 def measure(case: str, side: str, kernel: str) -> dict:
@@ -132,7 +147,10 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ",".join(CASES))
     ap.add_argument("--no-default-kernel", action="store_true",
                     help="skip the informative runs with ComfyUI's CPU default kernel")
+    ap.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                    help="q/k/v dtype; auto: SDXL fp16 and FLUX bf16 on a GPU, fp32 on a CPU")
     a = ap.parse_args()
+    os.environ["LOTTS_B3_DTYPE"] = a.dtype  # the subprocesses read it
     if a.child:
         child_result(child(*a.child))
         return
@@ -149,7 +167,7 @@ def main():
         c = measure(case, "capture", kernel)
         ratio = c["peak"] / k["peak"]
         goal = f"goal <= {GOAL:.2f}" if kernel == "pytorch" else "info only: CPU default kernel"
-        print(f"  {CASES[case]}; kernel {k['kernel_name']}, {k['threads']} threads")
+        print(f"  {CASES[case]}; {k['dtype']}; kernel {k['kernel_name']}, {k['threads']} threads")
         print(f"    kernel alone: {k['peak'] / MIB:7.1f} MiB ({k['seconds']:.1f} s)   capture+reduction: "
               f"{c['peak'] / MIB:7.1f} MiB ({c['seconds']:.1f} s), of which the accumulator kept "
               f"for the whole probe: {c['kept'] / MIB:.1f} MiB   (layers folded: {c['layers_seen']})")

@@ -67,7 +67,8 @@ def main():
         torch.set_num_threads(args.threads)
     device = "cuda" if GPU and torch.cuda.is_available() else "cpu"
     images = vf.images(8, h=256, w=256, seed=0)
-    print(f"B4 verifier batching, size={args.size}, device {device}")
+    # fp32 on every device: the batched-vs-single comparison below is at fp32 rounding
+    print(f"B4 verifier batching, size={args.size}, device {device}, fp32")
     print(f"machine: {machine_line()}")
     print(f"{'architecture':36s} {'batched/img':>12s} {'single/img':>12s} {'ratio':>7s} {'max|diff|':>10s} {'max|score|':>10s}")
     with tempfile.TemporaryDirectory() as root:

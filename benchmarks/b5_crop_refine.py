@@ -19,10 +19,11 @@ size each model call saw, and the same ratio for the time inside model calls onl
         [--size 1024] [--mask-area 0.10] [--context 32] [--start-step 19] [--end-step 20] \
         [--dtype auto] [--repeats 1]
 
-``--dtype auto`` keeps fp32 weights (10.3 GB) when the machine has room for them, else
-stores them fp16 and computes every layer in fp32 (ComfyUI's manual cast): the same
-arithmetic and architecture, half the memory, plus a cast of every weight at every call
-(a fixed cost per call, so it raises the cropped / full ratio). On 2 shared CPU cores one full-frame 1024x1024 SDXL
+``--dtype auto``: on a GPU what ComfyUI picks for SDXL there (fp16 on a recent NVIDIA GPU);
+on a CPU fp32 weights (10.3 GB) when the machine has room for them, else fp16 weights
+computed in fp32 (ComfyUI's manual cast): the same arithmetic and architecture, half the
+memory, plus a cast of every weight at every call (a fixed cost per call, so it raises
+the cropped / full ratio). On 2 shared CPU cores one full-frame 1024x1024 SDXL
 evaluation takes many minutes: see benchmarks/README.md for the time per run.
 """
 
@@ -35,7 +36,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (GPU, ModelCalls, machine_line, run_node,  # noqa: E402
+from bench_common import (DTYPES, GPU, ModelCalls, machine_line, run_node,  # noqa: E402
                           sdxl_unet, start_comfyui, unet_params)
 
 FP32_BYTES = 2.57e9 * 4
@@ -49,11 +50,11 @@ def mem_available() -> int:
     return 0
 
 
-def pick_dtype(choice: str) -> str:
-    if choice != "auto":
+def model_dtype(choice: str) -> str:
+    """"auto": on a GPU what ComfyUI picks for SDXL there; on a CPU fp32 weights when the
+    machine has room for them, else fp16 weights computed in fp32."""
+    if choice != "auto" or GPU:
         return choice
-    if GPU:
-        return "fp32"
     return "fp32" if mem_available() > FP32_BYTES + 5e9 else "fp16-cast"
 
 
@@ -88,7 +89,7 @@ def main():
     ap.add_argument("--cfg", type=float, default=1.0)
     ap.add_argument("--sampler", default="euler")
     ap.add_argument("--scheduler", default="normal")
-    ap.add_argument("--dtype", choices=("auto", "fp32", "fp16-cast"), default="auto")
+    ap.add_argument("--dtype", choices=DTYPES, default="auto")
     ap.add_argument("--repeats", type=int, default=1, help="alternating rounds; fastest kept")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -96,9 +97,8 @@ def main():
     start_comfyui()
     import torch
 
-    dtype = pick_dtype(a.dtype)
     t = time.perf_counter()
-    model = sdxl_unet(dtype=dtype)
+    model, dtype = sdxl_unet(dtype=model_dtype(a.dtype))
     build_s = time.perf_counter() - t
     calls = ModelCalls(model)
     pos, neg = sdxl_conditioning(a.size, 1), sdxl_conditioning(a.size, 2)

@@ -5,6 +5,16 @@ Device: CPU unless ``LOTTS_BENCH_DEVICE=gpu`` (then ComfyUI picks its GPU as a s
 would, with PyTorch SDPA attention, and memory figures come from torch.cuda's peak
 counter instead of the process's peak RSS). Model builders import ComfyUI lazily: call
 them after :func:`start_comfyui`.
+
+Precision: what ComfyUI's checkpoint loader picks for that model on this device
+(:func:`pick_dtype` "auto": fp16 for SD1.5/SDXL and bf16 for FLUX on a recent NVIDIA GPU,
+fp32 on a CPU), or a forced one ("fp32", "fp16", "bf16": weights and arithmetic in it;
+"fp16-cast": fp16 weights computed in fp32, ComfyUI's manual cast).
+
+``LOTTS_BENCH_SCALE=tiny``: every model keeps its architecture -- all blocks, layers and
+attention levels -- at about 1/10 of its width, so the GPU settings' code paths (sizes,
+dtypes, stages, batching) can be run through on a CPU in minutes (run_all.sh's "sim"
+mode). Figures from it mean nothing; that it runs to the end does.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ for _p in (os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "host"),
 
 MIB = 1 << 20
 GPU = os.environ.get("LOTTS_BENCH_DEVICE", "cpu").lower() in ("gpu", "cuda")
+TINY = os.environ.get("LOTTS_BENCH_SCALE", "full").lower() == "tiny"
+DTYPES = ("auto", "fp32", "fp16", "bf16", "fp16-cast")
 
 # comfy/model_detection.py, unet_config_from_diffusers_unet: SD15 (dtype set when built)
 SD15_UNET = {'use_checkpoint': False, 'image_size': 32, 'out_channels': 4,
@@ -78,9 +90,18 @@ def run_node(node_id: str, *args, **kwargs):
     return comfy_host.run_node(node_id, *args, **kwargs)
 
 
+def synchronize() -> None:
+    """Wait for the GPU (no-op on a CPU): a timer read after it has seen the work."""
+    import torch
+    if GPU and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 class ModelCalls:
     """Counts and times the model calls of a clone of ``model`` (``.model``): calls, images
-    (batch sizes summed: NFE), seconds inside them, and the input shape of each."""
+    (batch sizes summed: NFE), seconds inside them, and the input shape of each. On a GPU
+    each call is bracketed by synchronisations, so its seconds are the device's (the
+    waits this adds are what the sampler's own per-step host-to-device copy costs)."""
 
     def __init__(self, model):
         calls = self
@@ -88,8 +109,10 @@ class ModelCalls:
         def wrapper(apply_model, args):
             # a plain function, not a bound method: ModelPatcher.clone() deep-copies
             # model_options, and deepcopy would copy a bound method's instance with it
+            synchronize()
             t = time.perf_counter()
             out = apply_model(args["input"], args["timestep"], **args["c"])
+            synchronize()
             calls.seconds += time.perf_counter() - t
             calls.shapes.append(tuple(args["input"].shape))
             return out
@@ -121,40 +144,98 @@ def clip_768_config(layers: int = 1) -> dict:
             "torch_dtype": "float32", "vocab_size": 49408}
 
 
-def _unet(config_cls, unet_config: dict, seed: int, dtype: str):
-    """ModelPatcher of a real U-Net architecture with random weights.
+def pick_dtype(config, params: int, choice: str = "auto"):
+    """``(weight dtype, manual-cast dtype or None, label)`` for a model of ``config`` (a
+    supported_models class instance) with ``params`` parameters.
 
-    ``dtype``: "fp32", or "fp16-cast" (weights stored fp16, every layer computed in fp32
-    -- ComfyUI's manual cast, as it runs fp16 checkpoints on devices without fast fp16:
-    half the memory, the same arithmetic)."""
+    "auto": what ComfyUI's checkpoint loader picks on this device (comfy/sd.py:
+    ``unet_dtype`` over the config's supported dtypes, then ``unet_manual_cast``).
+    "fp32"/"fp16"/"bf16": weights and arithmetic in that dtype. "fp16-cast": fp16
+    weights computed in fp32.
+    """
+    import torch
+    import comfy.model_management as mm
+    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if choice == "auto":
+        supported = list(config.supported_inference_dtypes)
+        weight = mm.unet_dtype(model_params=params, supported_dtypes=supported)
+        cast = mm.unet_manual_cast(weight, mm.get_torch_device(), supported)
+        how = "ComfyUI's choice on this device"
+    elif choice == "fp16-cast":
+        weight, cast, how = torch.float16, torch.float32, "forced"
+    elif choice in named:
+        weight, cast, how = named[choice], None, "forced"
+    else:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {choice!r}")
+    short = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    label = short.get(weight, str(weight))
+    if cast is not None and cast != weight:
+        label += f" weights computed in {short.get(cast, str(cast))}"
+    return weight, cast, f"{label} ({how})"
+
+
+def _build(config_cls, model_config: dict, seed: int, dtype: str, params: int):
+    """ModelPatcher of a real architecture with random weights, built where ComfyUI's
+    checkpoint loader builds it (on the GPU when it has room: ``unet_inital_load_device``)
+    and filled there. Returns ``(patcher, dtype label)``."""
     import torch
     import comfy.model_management as mm
     import comfy.model_patcher
     from tiny_models import init_weights
 
-    cfg = config_cls(dict(unet_config))
-    if dtype == "fp32":
-        cfg.set_inference_dtype(torch.float32, None)
-    elif dtype == "fp16-cast":
-        cfg.set_inference_dtype(torch.float16, torch.float32)
-    else:
-        raise ValueError(f"dtype must be fp32 or fp16-cast, got {dtype!r}")
-    model = cfg.get_model({}, "", device=torch.device("cpu"))
+    cfg = config_cls(dict(model_config))
+    weight, cast, label = pick_dtype(cfg, params, dtype)
+    cfg.set_inference_dtype(weight, cast)
+    device = mm.unet_inital_load_device(params, weight) if GPU else torch.device("cpu")
+    model = cfg.get_model({}, "", device=device)
     init_weights(model.diffusion_model, seed)  # comfy ops leave weights AND biases empty
-    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
-                                            offload_device=mm.unet_offload_device())
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+                                               offload_device=mm.unet_offload_device())
+    return patcher, label
+
+
+def _narrow(config: dict, **full_keys) -> dict:
+    """``config`` at ~1/10 of its width when LOTTS_BENCH_SCALE=tiny (see the module)."""
+    return dict(config, **full_keys) if TINY else dict(config)
 
 
 def sd15_unet(seed: int = 0, dtype: str = "fp32"):
-    """The real SD1.5 U-Net (320 channels, 860 M parameters), random weights."""
+    """The real SD1.5 U-Net (320 channels, 860 M parameters), random weights.
+    Returns ``(patcher, dtype label)``."""
     import comfy.supported_models
-    return _unet(comfy.supported_models.SD15, SD15_UNET, seed, dtype)
+    return _build(comfy.supported_models.SD15, _narrow(SD15_UNET, model_channels=32), seed,
+                  dtype, 860_000_000)
 
 
 def sdxl_unet(seed: int = 0, dtype: str = "fp32"):
-    """The real SDXL base U-Net (2.57 G parameters), random weights."""
+    """The real SDXL base U-Net (2.57 G parameters), random weights.
+    Returns ``(patcher, dtype label)``."""
     import comfy.supported_models
-    return _unet(comfy.supported_models.SDXL, SDXL_UNET, seed, dtype)
+    return _build(comfy.supported_models.SDXL, _narrow(SDXL_UNET, model_channels=32), seed,
+                  dtype, 2_570_000_000)
+
+
+# FLUX.1-dev's width (3072, 24 heads of 128, its rotary axes) at 1/10 of its depth: 2 of
+# its 19 double-stream and 4 of its 38 single-stream blocks (1.3 G parameters). Per model
+# call a block costs what FLUX's does; fewer blocks only make the fixed costs around them
+# weigh more. Text width: the tiny T5/CLIP pair of the host tests (real tokenizers).
+FLUX_DIT = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
+            "vec_in_dim": 64, "context_in_dim": 64, "hidden_size": 3072, "mlp_ratio": 4.0,
+            "num_heads": 24, "depth": 2, "depth_single_blocks": 4, "axes_dim": [16, 56, 56],
+            "theta": 10000, "qkv_bias": True, "guidance_embed": True}
+
+
+def flux_dit(seed: int = 0, dtype: str = "auto"):
+    """A FLUX-class DiT (see FLUX_DIT), random weights. Returns ``(patcher, dtype label)``."""
+    import comfy.supported_models
+    return _build(comfy.supported_models.Flux, _narrow(FLUX_DIT, hidden_size=256, num_heads=2),
+                  seed, dtype, 1_300_000_000)
+
+
+def flux_clip(seed: int = 0):
+    """FLUX's CLIP object: real CLIP-L and T5 tokenizers, tiny encoders (tests' helper)."""
+    from tiny_models import tiny_flux_clip
+    return tiny_flux_clip(seed)
 
 
 def unet_params(model) -> int:
@@ -174,7 +255,8 @@ def clip_768(layers: int = 1, seed: int = 0):
         clip = comfy.sd1_clip.SD1ClipModel
         tokenizer = comfy.sd1_clip.SD1Tokenizer
 
-    clip = comfy.sd.CLIP(Target(), model_options={"dtype": torch.float32})
+    # on a GPU the dtype ComfyUI picks for text encoders there (fp16), else fp32
+    clip = comfy.sd.CLIP(Target(), model_options={} if GPU else {"dtype": torch.float32})
     init_weights(clip.cond_stage_model, seed)
     return clip
 
@@ -192,7 +274,7 @@ def tiny_imagereward():
     vf.make_imagereward(os.path.join(root, "ImageReward"))
     folder_paths.add_model_folder_path("lotts_verifiers", root, is_default=True)
     return run_node("LoTTSVerifierLoader", "ImageReward", "ImageReward/ImageReward.pt",
-                    "fp32").result[0]
+                    "auto" if GPU else "fp32").result[0]
 
 
 # --- the machine ---------------------------------------------------------------------------

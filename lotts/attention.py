@@ -193,7 +193,7 @@ def joint_attention_maps(q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: 
     if nk != txt + nq:
         raise ValueError(f"joint attention has {nk} keys, expected {txt} text + {nq} image")
     scale = dim ** -0.5 if scale is None else scale
-    w = token_weights.to(q_img.device, torch.float32)
+    w = token_weights.float()  # checked on the host, copied without waiting: see cross_attention_map
     w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
     if w.shape != (b, txt):
         raise ValueError(f"token_weights {tuple(token_weights.shape)} do not match the {txt} "
@@ -201,7 +201,7 @@ def joint_attention_maps(q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: 
     total = w.sum(dim=1, keepdim=True)
     if (total <= 0).any():
         raise ValueError("token_weights select no token: the prompt has no content tokens")
-    w = (w / total).unsqueeze(-1)  # (B, txt, 1)
+    w = (w / total).unsqueeze(-1).to(q_img.device, non_blocking=True)  # (B, txt, 1)
     grid, f, row_block, out_q, out_k = _self_pool(self_pool, nq, nq)
     if self_out is not None and self_out.shape != (b, out_q, out_k):
         raise ValueError(f"self_out has shape {tuple(self_out.shape)}, expected {(b, out_q, out_k)}")
@@ -247,7 +247,10 @@ def cross_attention_map(probs: torch.Tensor, token_weights: torch.Tensor) -> tor
     or ``(B, M)``, 1 on the prompt's content tokens and 0 on start/end/padding tokens,
     which soak up most of the attention and carry no spatial meaning.
     """
-    w = token_weights.to(probs.device, torch.float32)
+    # checked and normalised where the weights are (the host, in a probe), then copied
+    # without waiting: a value read or a blocking copy on the device would stall the
+    # model's forward at every captured layer
+    w = token_weights.float()
     if w.ndim == 1:
         w = w.unsqueeze(0).expand(probs.shape[0], -1)
     if w.shape != (probs.shape[0], probs.shape[2]):
@@ -256,7 +259,8 @@ def cross_attention_map(probs: torch.Tensor, token_weights: torch.Tensor) -> tor
     total = w.sum(dim=1, keepdim=True)
     if (total <= 0).any():
         raise ValueError("token_weights select no token: the prompt has no content tokens")
-    return torch.einsum("bnm,bm->bn", probs.float(), w / total)
+    w = (w / total).to(probs.device, non_blocking=True)
+    return torch.einsum("bnm,bm->bn", probs.float(), w)
 
 
 def grid_for_tokens(tokens: int, height: int, width: int) -> tuple[int, int]:

@@ -9,6 +9,12 @@ probe, the refinements and the harmonization never reuse a candidate's noise -- 
 one seed widget feeds every node of a staged workflow. The sum wraps modulo 2**64, so
 every seed a ComfyUI seed widget allows (0 .. 2**64 - 1) works for every item; lineages
 report the seed really used.
+
+Why the streams are 2**30 apart, inside the low 32 bits: ComfyUI draws its noise on the
+CPU (``torch.manual_seed``, comfy/sample.py), and PyTorch's CPU generator (mt19937) keeps
+only the low 32 bits of a seed -- seeds ``s`` and ``s + 2**32`` draw the same tensor. With
+four streams 2**30 apart, two items of different streams differ in their low 32 bits as
+long as each stream has fewer than 2**30 items (a run has at most a few thousand).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 from enum import IntEnum
 
 SEED_MODULUS = 1 << 64
-STREAM_STRIDE = 1 << 32  # room for 4 billion items per stream before streams could meet
+STREAM_STRIDE = 1 << 30  # 4 streams x 2**30 items fill the 2**32 seeds the CPU generator sees
+STREAM_ITEMS = STREAM_STRIDE  # items a stream may have before it would meet the next one
 
 
 class Stream(IntEnum):
@@ -28,6 +35,8 @@ class Stream(IntEnum):
 
 def stage_seed(seed: int, stream: Stream, index: int = 0) -> int:
     """The noise seed of item ``index`` of ``stream`` for base seed ``seed``."""
+    if not 0 <= int(index) < STREAM_ITEMS:
+        raise ValueError(f"item {index} is outside a seed stream (0 .. {STREAM_ITEMS - 1})")
     return (int(seed) + int(stream) * STREAM_STRIDE + int(index)) % SEED_MODULUS
 
 

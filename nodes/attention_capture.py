@@ -253,10 +253,16 @@ def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable
 
 
 def probe(model_clone, conds: list, latent: torch.Tensor, noise: torch.Tensor, sigma: float,
-          seed: int) -> None:
+          seed: int, *, model_options: dict | None = None) -> None:
     """Re-noise ``latent`` to ``sigma`` with ``noise`` and evaluate the model once under
-    each conditioning (the patches on ``model_clone`` record the attention)."""
+    each conditioning (the patches on ``model_clone`` record the attention).
+
+    ``model_options``: evaluate ``model_clone`` (then the model the sampling stages load)
+    with these options instead of its own -- a patched clone's -- so ComfyUI keeps the
+    model it has loaded rather than loading (and later collecting) a clone per probe."""
     guider = ProbeGuider(model_clone, conds)
+    if model_options is not None:
+        guider.model_options = model_options
     sampler = comfy.samplers.KSAMPLER(_single_evaluation)
     sigmas = torch.tensor([float(sigma), 0.0])
     guider.sample(noise, latent, sampler, sigmas, seed=seed, disable_pbar=True)

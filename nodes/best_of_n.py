@@ -11,6 +11,7 @@ from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, match_best_of_n
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs, search_aliases
 from .budget import Budget, cost_payload, parse_budget, report
+from .checks import queue_time_check
 from .fan_out import sample_candidates
 from .sampling import Progress, SamplingSettings
 from .search import Pool, scores_payload
@@ -54,15 +55,9 @@ class LoTTSBestOfN(io.ComfyNode):
             is_output_node=True)
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        budget, steps, cfg = kw.get("match_budget"), kw.get("steps"), kw.get("cfg")
-        if isinstance(budget, str) and budget.strip() and isinstance(steps, int) \
-                and isinstance(cfg, (int, float)):
-            try:
-                match_best_of_n(parse_budget(budget), steps, cfg, MAX_SAMPLES)
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, steps, cfg, sampler_name, scheduler, match_budget=""):
+        return queue_time_check(cls, locals(), lambda: match_budget.strip() and match_best_of_n(
+            parse_budget(match_budget), steps, cfg, MAX_SAMPLES))
 
     @classmethod
     def execute(cls, *, model, positive, negative, latent_image, seed, steps, cfg, sampler_name,
@@ -91,9 +86,9 @@ class LoTTSBestOfN(io.ComfyNode):
             f"({Plan(1, steps, refinements=0).nfe(cfg)['total']} NFE per sample)"]
         text = report(budget, formula, f"Best-of-N report: M={samples} T={steps} cfg={cfg} "
                                        f"{sampler_name}/{scheduler}", notes, ranked, name)
-        ui = {"text": [text], **scores_payload(ranked, name),
+        images = torch.cat([s.image for s in ranked])
+        ui = {"text": [text], **scores_payload(ranked, name, images=images),
               "lotts_cost": [cost_payload(budget, formula, ranked, samples=samples,
                                           matched_budget=target)]}
         best = ranked[0]
-        return io.NodeOutput(best.image, {"samples": best.latent},
-                             torch.cat([s.image for s in ranked]), text, ui=ui)
+        return io.NodeOutput(best.image, {"samples": best.latent}, images, text, ui=ui)

@@ -125,3 +125,53 @@ def user_mask(latent: dict, samples: torch.Tensor) -> torch.Tensor | None:
         raise ValueError(f"the latent's noise_mask has {count} masks for a batch of "
                          f"{samples.shape[0]}: give one mask, or one per latent.")
     return latent_mask(mask, samples)
+
+
+def queue_time_check(node, named: dict, *checks) -> bool | str:
+    """What a node's ``validate_inputs`` returns: True, or the first problem as a message
+    that names its input.
+
+    ComfyUI hands ``validate_inputs`` only the inputs its signature names, and skips its
+    own range and option-list checks for exactly those (all of them when the signature
+    takes ``**kwargs``; ComfyUI 0.3.64 also never checks a V3 combo's options). So a node
+    names only what it needs -- its combos and the inputs of its cross-input ``checks`` --
+    and this checks those against the node's schema first: min/max for numbers, the
+    option list for combos. ``named`` is the validator's ``locals()``; a value that is
+    None comes from a link, unknown until the graph runs, and then the ``checks`` (callables
+    raising ValueError) wait for ``execute``, which checks the same again.
+    """
+    named = {k: v for k, v in named.items() if k != "cls"}
+    # define_schema, not GET_SCHEMA: the server validates on a locked copy of the class,
+    # which GET_SCHEMA would try to write to
+    schema = {i.id: i for i in node.define_schema().inputs}
+    for name, value in named.items():
+        problem = schema_problem(schema[name], value)
+        if problem:
+            return problem
+    if any(v is None for v in named.values()):
+        return True
+    try:
+        for check in checks:
+            check()
+    except ValueError as e:
+        return str(e)
+    return True
+
+
+def schema_problem(spec, value) -> str | None:
+    """Why ``value`` is not allowed by the schema input ``spec`` (as ComfyUI would refuse
+    it at queue time), or None."""
+    if value is None:
+        return None
+    options = getattr(spec, "options", None)
+    if options is not None:
+        if value not in options:
+            shown = ", ".join(map(repr, options)) if len(options) <= 20 else f"{len(options)} options"
+            return f"{spec.id}: {value!r} is not one of its options ({shown})."
+        return None
+    low, high = getattr(spec, "min", None), getattr(spec, "max", None)
+    if low is not None and value < low:
+        return f"{spec.id}: {value} is below its minimum of {low}."
+    if high is not None and value > high:
+        return f"{spec.id}: {value} is above its maximum of {high}."
+    return None

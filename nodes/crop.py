@@ -4,8 +4,11 @@ so a small defect on a large image costs what its area costs.
 
 Every candidate gets one box around all of its masked regions (disjoint regions share
 it: one model pass per refinement, and the context between them stays consistent). The
-box is sampled with ComfyUI's own masked sampling, then pasted back: outside the mask
-the latent is the candidate's, exactly.
+boxes of one call are sampled together, as one batch, at a common size -- each box grown
+(about its centre, inside the image) to the largest one's height and width: more
+context, never less, and the same batch a full-frame refinement would get instead of one
+small model call per item. The boxes are sampled with ComfyUI's own masked sampling,
+then pasted back: outside the mask the latent is the candidate's, exactly.
 """
 
 from __future__ import annotations
@@ -52,10 +55,23 @@ def box_of(mask: torch.Tensor, context: int) -> tuple[int, int, int, int] | None
     return top, bottom, left, right
 
 
+def fit_box(box: tuple[int, int, int, int], height: int, width: int,
+            size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` (top, bottom, left, right) grown to ``height`` x ``width`` about its centre,
+    shifted to stay inside an image of ``size`` (which holds it: the sides are at most the
+    image's)."""
+    def span(lo, hi, want, limit):
+        lo = max(0, min(limit - want, lo - (want - (hi - lo)) // 2))
+        return lo, lo + want
+    t, b, l, r = box
+    return (*span(t, b, height, size[0]), *span(l, r, width, size[1]))
+
+
 def refine_in_boxes(settings: SamplingSettings, batch: torch.Tensor, masks: torch.Tensor, *,
                     seeds: list[int], start_step: int, end_step: int, region: str,
                     context: int, progress: Progress, target: int = 0) -> torch.Tensor:
-    """Masked refinement of each item inside its mask's box (see the module).
+    """Masked refinement of each item inside its mask's box (see the module): all items in
+    one sampling call, their boxes at a common size.
 
     ``masks`` are latent-grid masks (one per item); ``context`` is in image pixels.
     ``crop to mask`` keeps the latent's scale and runs the masked steps
@@ -68,32 +84,39 @@ def refine_in_boxes(settings: SamplingSettings, batch: torch.Tensor, masks: torc
     """
     out = batch.clone()
     margin = math.ceil(context / 8)
-    side = (target or native_side(settings.model)) // 8
     finish = end_step == settings.steps
-    for j in range(batch.shape[0]):
-        box = box_of(masks[j], margin)
-        if box is None:
-            continue
-        t, b, l, r = box
-        crop, m = batch[j:j + 1, :, t:b, l:r], masks[j:j + 1, t:b, l:r]
-        if region == "crop to mask":
-            noise = seeded_noise(batch[j:j + 1], [seeds[j]])[..., t:b, l:r]
-            done = sample(settings, crop, seeds=[seeds[j]], progress=progress,
-                          start_step=start_step, last_step=end_step, force_full_denoise=finish,
-                          noise_mask=m, noise=noise)
-            if not finish:  # outside the box: the leftover noise masked sampling leaves
-                out[j:j + 1] = renoised(settings, batch[j:j + 1], seeds=[seeds[j]], step=end_step)
-            out[j:j + 1, :, t:b, l:r] = done.to(out.dtype)
-            continue
-        scale = max(1.0, side / max(b - t, r - l))
-        size = (round((b - t) * scale), round((r - l) * scale))
-        big = comfy.utils.common_upscale(crop, size[1], size[0], "bicubic", "disabled")
-        big_mask = F.interpolate(m.unsqueeze(1), size=size, mode="bilinear").squeeze(1)
-        done = sample(settings, big, seeds=[seeds[j]], progress=progress, start_step=start_step,
-                      last_step=settings.steps, force_full_denoise=True, noise_mask=big_mask)
-        small = comfy.utils.common_upscale(done, r - l, b - t, "area", "disabled").to(out.dtype)
-        pasted = batch[j:j + 1].clone()
-        pasted[..., t:b, l:r] = crop * (1 - m.unsqueeze(1)) + small * m.unsqueeze(1)
-        out[j:j + 1] = pasted if finish else renoised(settings, pasted, seeds=[seeds[j]],
-                                                      step=end_step)
+    boxes = {j: box_of(masks[j], margin) for j in range(batch.shape[0])}
+    live = [j for j, box in boxes.items() if box is not None]
+    if not live:
+        return out
+    height = max(boxes[j][1] - boxes[j][0] for j in live)
+    width = max(boxes[j][3] - boxes[j][2] for j in live)
+    boxes = {j: fit_box(boxes[j], height, width, tuple(batch.shape[-2:])) for j in live}
+    item_seeds = [seeds[j] for j in live]
+    crops = torch.cat([batch[j:j + 1, :, t:b, l:r] for j, (t, b, l, r) in boxes.items()])
+    crop_masks = torch.cat([masks[j:j + 1, t:b, l:r] for j, (t, b, l, r) in boxes.items()])
+    if region == "crop to mask":
+        noise = torch.cat([seeded_noise(batch[j:j + 1], [seeds[j]])[..., t:b, l:r]
+                           for j, (t, b, l, r) in boxes.items()])
+        done = sample(settings, crops, seeds=item_seeds, progress=progress,
+                      start_step=start_step, last_step=end_step, force_full_denoise=finish,
+                      noise_mask=crop_masks, noise=noise).to(out.dtype)
+        if not finish:  # outside the box: the leftover noise masked sampling leaves
+            out[live] = renoised(settings, batch[live], seeds=item_seeds, step=end_step)
+        for i, (j, (t, b, l, r)) in enumerate(boxes.items()):
+            out[j, :, t:b, l:r] = done[i]
+        return out
+    side = (target or native_side(settings.model)) // 8
+    scale = max(1.0, side / max(height, width))
+    size = (round(height * scale), round(width * scale))
+    big = comfy.utils.common_upscale(crops, size[1], size[0], "bicubic", "disabled")
+    big_mask = F.interpolate(crop_masks.unsqueeze(1), size=size, mode="bilinear").squeeze(1)
+    done = sample(settings, big, seeds=item_seeds, progress=progress, start_step=start_step,
+                  last_step=settings.steps, force_full_denoise=True, noise_mask=big_mask)
+    small = comfy.utils.common_upscale(done, width, height, "area", "disabled").to(out.dtype)
+    pasted = batch[live].clone()
+    m = crop_masks.unsqueeze(1)
+    for i, (t, b, l, r) in enumerate(boxes.values()):
+        pasted[i, :, t:b, l:r] = crops[i] * (1 - m[i]) + small[i] * m[i]
+    out[live] = pasted if finish else renoised(settings, pasted, seeds=item_seeds, step=end_step)
     return out

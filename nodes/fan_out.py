@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs, search_aliases
-from .checks import check_latent, latent_out, user_mask
+from .checks import check_latent, latent_out, queue_time_check, user_mask
 from .sampling import Progress, SamplingSettings, sample
 
 
@@ -29,6 +29,10 @@ class LoTTSSeedFanOut(io.ComfyNode):
             outputs=[io.Latent.Output(display_name="candidates",
                                       tooltip="N candidate latents, candidate i made with "
                                               "seed + i.")])
+
+    @classmethod
+    def validate_inputs(cls, sampler_name, scheduler):
+        return queue_time_check(cls, locals())
 
     @classmethod
     def execute(cls, *, model, positive, negative, latent_image, seed, candidates, steps, cfg,

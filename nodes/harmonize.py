@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from ..lotts.schedule import harmonize_window
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs, search_aliases
-from .checks import SOURCE_KEY, check_latent, latent_out, user_mask
+from .checks import SOURCE_KEY, check_latent, latent_out, queue_time_check, user_mask
 from .sampling import Progress, SamplingSettings, continuation_noise, sample
 
 
@@ -42,13 +42,8 @@ class LoTTSHarmonize(io.ComfyNode):
                                               "batch).")])
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        if isinstance(kw.get("steps"), int) and isinstance(kw.get("start_step"), int):
-            try:
-                harmonize_window(kw["steps"], kw["start_step"])
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, steps, sampler_name, scheduler, start_step):
+        return queue_time_check(cls, locals(), lambda: harmonize_window(steps, start_step))
 
     @classmethod
     def execute(cls, *, model, positive, negative, latent, seed, steps, cfg, sampler_name,

@@ -27,7 +27,7 @@ from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs, search_aliases
 from .attention_capture import ProbeGuider, make_recorder, probe
-from .checks import check_conditioning, check_latent, pixel_size, user_mask
+from .checks import check_conditioning, check_latent, pixel_size, queue_time_check, user_mask
 from .sampling import Progress, batch_limit, seeded_noise
 from .ui_previews import latent_to_rgb, localizer_viewer
 
@@ -244,13 +244,9 @@ class LoTTSDefectLocalizer(io.ComfyNode):
             is_output_node=True)  # shows its per-candidate viewer even when nothing else is connected
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        if isinstance(kw.get("probe_step"), int) and isinstance(kw.get("steps", 20), int):
-            try:
-                check_probe_step(kw["probe_step"], kw.get("steps", 20))
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, probe_step, steps=20, scheduler="normal", propagation="always",
+                        contrast_tokens=CONTRAST_TOKENS[0]):
+        return queue_time_check(cls, locals(), lambda: check_probe_step(probe_step, steps))
 
     @classmethod
     def execute(cls, *, model, clip, prompt, candidates, mask_ratio, prior_weight, probe_step,
@@ -368,9 +364,10 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
         comfy.model_management.throw_exception_if_processing_interrupted()
         part = samples[a:a + size]
         recorder, blocks = make_recorder(s.model, dict(enumerate(weights)), part.shape)
-        patched = s.model.clone()
-        recorder.patch(patched, blocks)
-        probe(patched, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a])
+        patched = s.model.clone()  # the patches go on a clone; only its options are used:
+        recorder.patch(patched, blocks)  # the loaded model stays the one sampling uses
+        probe(s.model, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a],
+              model_options=patched.model_options)
         report = {}
         mask, p = mask_and_map(recorder, latent_hw, s.mask_ratio, s.prior_weight,
                                None if allowed is None else allowed[a:a + size],

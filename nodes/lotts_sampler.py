@@ -17,14 +17,12 @@ from ..lotts.prompts import check_prompt
 from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, probe_step_for
 from . import inputs, search_aliases
 from .budget import cost_payload, report
+from .checks import queue_time_check
 from .localizer import ProbeSettings, method_inputs
 from .masked_refine import region_inputs
 from .sampling import SamplingSettings
 from .search import run_search, scores_payload
 from .ui_previews import localizer_viewer
-
-PLAN_INPUTS = ("candidates", "steps", "refinements", "start_step", "harmonize_steps", "depth")
-
 
 def localizer_lines(info: dict) -> list[str]:
     """What the localizer of the last round (the deepest level searched) read and decided,
@@ -107,13 +105,12 @@ class LoTTSSampler(io.ComfyNode):
             is_output_node=True)
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        if all(isinstance(kw.get(n), int) for n in PLAN_INPUTS):
-            try:
-                Plan(**{n: kw[n] for n in PLAN_INPUTS})
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, steps, sampler_name, scheduler, refinements, start_step,
+                        harmonize_steps, region="full frame", propagation="always",
+                        contrast_tokens="all content tokens"):
+        # candidates and depth only have ranges, which ComfyUI checks itself
+        return queue_time_check(cls, locals(), lambda: Plan(1, steps, refinements, start_step,
+                                                              harmonize_steps))
 
     @classmethod
     def execute(cls, *, model, clip, vae, positive, negative, prompt, verifier, latent_image,
@@ -146,15 +143,17 @@ class LoTTSSampler(io.ComfyNode):
                       localizer_lines(result.localizer) + skipped_lines(result.skipped),
                       ranked, name)
         all_images = torch.cat([s.image for s in ranked])
-        ui = {"text": [text], **scores_payload(ranked, name),
+        ui = {"text": [text], **scores_payload(ranked, name, images=all_images),
               "lotts_cost": [cost_payload(result.budget, formula, ranked, path=result.path,
                                           localizer=result.localizer, skipped=result.skipped)]}
         if result.masks is None:  # refinements = 0: nothing was re-sampled anywhere
             masks = torch.zeros(candidates, *all_images.shape[1:3])
         else:
             masks = result.masks
-            ui.update(localizer_viewer(torch.cat([s.image for s in result.localized]), masks,
-                                       result.heatmaps, mask_ratio))
+            # the localized samples are among the ranked ones: their thumbnails are reused
+            thumbs, at = ui["lotts_scores"][0]["images"], {id(s): i for i, s in enumerate(ranked)}
+            ui.update(localizer_viewer(None, masks, result.heatmaps, mask_ratio,
+                                       candidate_refs=[thumbs[at[id(s)]] for s in result.localized]))
             ui["lotts_localizer"] = [result.localizer]  # the viewer's line under each sample
         best = ranked[0]
         return io.NodeOutput(best.image, {"samples": best.latent}, all_images, masks, text, ui=ui)

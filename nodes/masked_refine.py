@@ -15,7 +15,7 @@ from comfy_api.latest import io
 from ..lotts.schedule import refine_steps
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs, search_aliases
-from .checks import check_latent, latent_mask, latent_out, prepare_mask, user_mask
+from .checks import check_latent, latent_mask, latent_out, prepare_mask, queue_time_check, user_mask
 from .crop import REGIONS, refine_in_boxes
 from .sampling import Progress, SamplingSettings, renoised, sample
 
@@ -54,13 +54,9 @@ class LoTTSMaskedRefine(io.ComfyNode):
                                               "candidate 0 first.")])
 
     @classmethod
-    def validate_inputs(cls, **kw):
-        if all(isinstance(kw.get(n), int) for n in ("steps", "start_step", "end_step")):
-            try:
-                refine_steps(kw["steps"], kw["start_step"], kw["end_step"])
-            except ValueError as e:
-                return str(e)
-        return True
+    def validate_inputs(cls, steps, sampler_name, scheduler, start_step, end_step,
+                        region="full frame"):
+        return queue_time_check(cls, locals(), lambda: refine_steps(steps, start_step, end_step))
 
     @classmethod
     def execute(cls, *, model, positive, negative, candidates, mask, seed, refinements, steps,

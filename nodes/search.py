@@ -64,9 +64,12 @@ class Pool:
         return [self.samples[i] for i in order]
 
 
-def scores_payload(ranked: list[Sample], verifier_name: str, picked: int = 1) -> dict:
-    """UI payload for the js score badges (see ui_previews.scores_ui)."""
-    return scores_ui(torch.cat([s.image for s in ranked]), [s.score for s in ranked],
+def scores_payload(ranked: list[Sample], verifier_name: str, picked: int = 1,
+                   images: torch.Tensor | None = None) -> dict:
+    """UI payload for the js score badges (see ui_previews.scores_ui). ``images``: the
+    ranked images already concatenated (the node's output), not copied again."""
+    images = torch.cat([s.image for s in ranked]) if images is None else images
+    return scores_ui(images, [s.score for s in ranked],
                      [s.lineage for s in ranked], verifier_name, picked)
 
 

@@ -53,16 +53,18 @@ def mask_to_rgb(mask: torch.Tensor) -> torch.Tensor:
     return mask.float().unsqueeze(-1).expand(-1, -1, -1, 3)
 
 
-def localizer_viewer(candidates: torch.Tensor, mask: torch.Tensor, heatmap: torch.Tensor,
-                     mask_ratio: float) -> dict:
+def localizer_viewer(candidates: torch.Tensor | None, mask: torch.Tensor, heatmap: torch.Tensor,
+                     mask_ratio: float, candidate_refs: list[dict] | None = None) -> dict:
     """The UI payload of the localizer: per-candidate image, mask and heatmap previews.
 
     Keys (each a list, as ComfyUI's UI outputs are): ``lotts_candidates``,
     ``lotts_masks``, ``lotts_heatmaps`` -- image references in candidate order -- and
-    ``lotts_mask_ratio``.
+    ``lotts_mask_ratio``. ``candidate_refs``: previews of the candidates already written
+    (LoTTS Sampler's ranked thumbnails), used instead of writing ``candidates`` again.
     """
     return {
-        "lotts_candidates": save_temp(candidates, "LoTTS_candidate"),
+        "lotts_candidates": (candidate_refs if candidate_refs is not None
+                             else save_temp(candidates, "LoTTS_candidate")),
         "lotts_masks": save_temp(mask_to_rgb(mask), "LoTTS_mask"),
         "lotts_heatmaps": save_temp(heatmap, "LoTTS_heatmap"),
         "lotts_mask_ratio": [float(mask_ratio)],

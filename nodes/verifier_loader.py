@@ -22,6 +22,7 @@ from ..lotts.verifiers import SPECS, VERIFIER_NAMES, VerifierError, availability
 from ..lotts.verifiers.download import download_official
 from ..lotts.verifiers.weights import WEIGHT_EXTENSIONS
 from . import inputs, search_aliases
+from .checks import queue_time_check
 
 FOLDER = "lotts_verifiers"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -177,6 +178,10 @@ class LoTTSVerifierLoader(io.ComfyNode):
             outputs=[inputs.Verifier.Output(display_name="verifier",
                                             tooltip="The loaded verifier, for LoTTS Verifier "
                                                     "Pick.")])
+
+    @classmethod
+    def validate_inputs(cls, verifier, weights, precision, download="disabled"):
+        return queue_time_check(cls, locals())
 
     @classmethod
     def execute(cls, *, verifier, weights, precision, keep_loaded=False, download="disabled"):

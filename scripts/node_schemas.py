@@ -22,6 +22,7 @@ REPO = os.path.dirname(HERE)
 
 
 def _node_info(nodes, name: str) -> dict:
+    """``nodes``: anything with ComfyUI's NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS."""
     cls = nodes.NODE_CLASS_MAPPINGS[name]
     if hasattr(cls, "GET_NODE_INFO_V1"):
         return cls.GET_NODE_INFO_V1()
@@ -44,21 +45,51 @@ def _node_info(nodes, name: str) -> dict:
     return info
 
 
+class _Registered:
+    """ComfyUI's node registry, the way ``nodes`` exposes it."""
+
+    def __init__(self, classes: dict, display_names: dict):
+        self.NODE_CLASS_MAPPINGS = classes
+        self.NODE_DISPLAY_NAME_MAPPINGS = display_names
+
+
+def _registered_nodes():
+    """ComfyUI's built-in nodes (base and extras, no API nodes) and the pack's, registered
+    as the server registers them at start-up, in its order."""
+    from comfy_host import load_pack, registry
+    import nodes
+    if hasattr(nodes, "init_extra_nodes"):  # upstream: nodes.py registers into itself
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+        load_pack()
+        return nodes
+    # The 0.10 fork: the server's import_all_nodes_in_workspace (base_nodes, then
+    # comfy_extras), then the custom_nodes folders (the pack, as comfy_host loads it).
+    from comfy.nodes.package import import_all_nodes_in_workspace
+    host, pack = import_all_nodes_in_workspace(vanilla_custom_nodes=False), registry()
+    return _Registered({**host.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS},
+                       {**host.NODE_DISPLAY_NAME_MAPPINGS, **pack.NODE_DISPLAY_NAME_MAPPINGS})
+
+
 @functools.lru_cache(maxsize=1)
 def object_info() -> dict:
     """{node id: node info} for ComfyUI's nodes and the pack's, as /object_info has them."""
     sys.path.insert(0, os.path.join(REPO, "tests"))
-    from comfy_host import PACK_MODULE_NAME, load_pack, require_comfyui
+    from comfy_host import load_pack, require_comfyui
     require_comfyui()
-    import nodes
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
-    load_pack()
-    info = {name: _node_info(nodes, name) for name in nodes.NODE_CLASS_MAPPINGS}
-    # The pack's nodes are those ComfyUI's loader stamped with the pack's module (classic
-    # NODE_CLASS_MAPPINGS and V3 comfy_entrypoint alike); the mark is not in /object_info.
-    for node in info.values():
-        if node.get("python_module") == f"custom_nodes.{PACK_MODULE_NAME}":
-            node["lotts_pack_node"] = True
+    nodes = _registered_nodes()
+    # The pack's nodes are the classes defined in the module ComfyUI's loader imported the
+    # pack as (classic and V3 nodes alike; hosts differ in how they stamp
+    # ``python_module``); the mark is not in /object_info.
+    pack = load_pack().__name__ + "."
+    info = {}
+    for name, cls in nodes.NODE_CLASS_MAPPINGS.items():
+        if cls.__module__.startswith(pack):
+            info[name] = dict(_node_info(nodes, name), lotts_pack_node=True)
+            continue
+        try:
+            info[name] = _node_info(nodes, name)
+        except Exception:  # as the server's /object_info: a host node that fails is left out
+            continue
     return info
 
 

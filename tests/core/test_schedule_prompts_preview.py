@@ -100,8 +100,13 @@ def test_seed_streams_never_meet_and_wrap_at_two_to_the_64():
     assert stage_seeds(10, Stream.CANDIDATES, 3) == [10, 11, 12]
     assert stage_seeds(top, Stream.CANDIDATES, 3) == [top, 0, 1]
     assert stage_seed(top, Stream.REFINEMENT, 5) == (top + 2 * STREAM_STRIDE + 5) % 2 ** 64
-    streams = [set(stage_seeds(7, s, 1000)) for s in Stream]
-    assert all(not (a & b) for i, a in enumerate(streams) for b in streams[i + 1:])
+    # apart in the low 32 bits, the only bits PyTorch's CPU generator keeps
+    for base in (7, 2 ** 32 - 1, 2 ** 32, 2 ** 63, top):
+        streams = [{x % 2 ** 32 for x in stage_seeds(base, s, 1000)} for s in Stream]
+        assert all(len(a) == 1000 for a in streams)
+        assert all(not (a & b) for i, a in enumerate(streams) for b in streams[i + 1:])
+    with pytest.raises(ValueError, match="outside a seed stream"):
+        stage_seed(0, Stream.PROBE, STREAM_STRIDE)
     for s in Stream:
         for i in (0, 3):
             assert stage_seed(base_seed_for(123456, s, i), s, i) == 123456

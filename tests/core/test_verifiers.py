@@ -269,6 +269,13 @@ def test_missing_vocab_names_file_folder_and_source(tmp_path, monkeypatch):
     assert "vocab.txt" in msg and str(tmp_path / "ir") in msg and "bert-base-uncased" in msg
 
 
+def test_imagereward_fixture_of_any_size_loads(tmp_path):
+    # its med_config.json follows the weights beside it (B4 --size base crashed: a
+    # config of 2 text layers beside weights with 3)
+    p = vf.make_imagereward(tmp_path / "ir", vit_width=64, hidden=48, layers=3, inner=80)
+    assert load_verifier("ImageReward", str(p)).score(vf.images(2), PROMPT).shape == (2,)
+
+
 def test_vocab_found_in_hf_cache(tmp_path, monkeypatch):
     snap = tmp_path / "hf" / "hub" / "models--google-bert--bert-base-uncased" / "snapshots" / "abc"
     vf.write_bert_vocab(snap)

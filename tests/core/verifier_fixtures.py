@@ -98,12 +98,19 @@ def make_imagereward(folder, seed=0, vocab=True, med_config=True, **kw) -> str:
     sd = imagereward_state_dict(seed, **kw)
     path = os.path.join(folder, "ImageReward.pt")
     torch.save(sd, path)
-    if med_config:
-        hidden = sd["blip.text_encoder.embeddings.word_embeddings.weight"].shape[1]
+    if med_config:  # the sizes of the weights beside it (as the official file is for its weights)
+        t = "blip.text_encoder."
+        hidden = sd[t + "embeddings.word_embeddings.weight"].shape[1]
+        layers = sum(1 for k in sd if k.startswith(t + "encoder.layer.") and
+                     k.endswith(".output.LayerNorm.weight") and ".attention." not in k
+                     and ".crossattention." not in k)
         with open(os.path.join(folder, "med_config.json"), "w") as f:
             json.dump({"architectures": ["BertModel"], "hidden_size": hidden, "num_attention_heads": 2,
-                       "num_hidden_layers": 2, "layer_norm_eps": 1e-12, "vocab_size": BERT_VOCAB_SIZE,
-                       "add_cross_attention": True, "encoder_width": 768}, f)
+                       "num_hidden_layers": layers, "layer_norm_eps": 1e-12,
+                       "vocab_size": sd[t + "embeddings.word_embeddings.weight"].shape[0],
+                       "add_cross_attention": True,
+                       "encoder_width": sd[t + "encoder.layer.0.crossattention.self.key.weight"].shape[1]},
+                      f)
     if vocab:
         write_bert_vocab(folder)
     return path

@@ -84,6 +84,21 @@ def probe_python(python: str, comfy_path: str, timeout: float = 120) -> tuple[di
         return None, f"{python}: unexpected probe output {r.stdout[-200:]!r}"
 
 
+def server_command(comfy_path: str, python: str) -> list[str] | None:
+    """How this ComfyUI starts its server, or None if ``comfy_path`` has no server.
+
+    Upstream: ``main.py`` at the checkout's root. ComfyUI as an installable package (the
+    0.10 fork) has its server in ``comfy/cmd/main.py`` (its root main.py is a deprecated
+    shim that rewrites the base paths): run the entry point its ``comfyui`` console script
+    runs, with ComfyUI's python."""
+    if os.path.isfile(os.path.join(comfy_path, "comfy", "cmd", "main.py")):
+        return [python, "-c", "import sys; from comfy.cmd.main import entrypoint; "
+                              "sys.exit(entrypoint())"]
+    if os.path.isfile(os.path.join(comfy_path, "main.py")):
+        return [python, "main.py"]
+    return None
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
@@ -156,7 +171,7 @@ def _die_with_parent() -> None:
 
 
 class ComfyServer:
-    """One ``main.py`` process on a free loopback port.
+    """One ComfyUI server process (``server_command``) on a free loopback port.
 
     ``frontend``: True serves the frontend package installed in ComfyUI's python, a path
     serves that frontend folder (``--front-end-root``), False a blank page.
@@ -171,9 +186,10 @@ class ComfyServer:
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.log_path = os.path.join(base_dir, "server.log")
         self.proc: subprocess.Popen | None = None
-        self.cmd = [python, "main.py", "--cpu", "--listen", LOOPBACK, "--port", str(self.port),
-                    "--disable-api-nodes", "--disable-auto-launch",
-                    "--base-directory", base_dir, "--database-url", "sqlite:///:memory:"]
+        self.cmd = server_command(comfy_path, python) + [
+            "--cpu", "--listen", LOOPBACK, "--port", str(self.port), "--disable-api-nodes",
+            "--disable-auto-launch", "--base-directory", base_dir,
+            "--database-url", "sqlite:///:memory:"]
         if not frontend:
             fe = os.path.join(base_dir, "frontend")
             os.makedirs(fe, exist_ok=True)

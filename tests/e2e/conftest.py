@@ -64,13 +64,14 @@ def pytest_runtest_makereport(item, call):
 def comfy_env():
     path = comfy_host.find_comfyui()
     if path is None:
-        pytest.skip(comfy_server.NO_COMFYUI_REASON)
-    if not os.path.isfile(os.path.join(path, "main.py")):
-        pytest.skip(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py)")
+        comfy_host.host_missing(comfy_server.NO_COMFYUI_REASON)
     python = comfy_host.comfyui_python(path)
+    if comfy_server.server_command(path, python) is None:
+        comfy_host.host_missing(f"COMFYUI_PATH={path} is not a ComfyUI checkout (no main.py, "
+                                "no comfy/cmd/main.py)")
     info, reason = comfy_server.probe_python(python, path)
     if info is None:
-        pytest.skip(reason)
+        comfy_host.host_missing(reason)
     # Load the pack through ComfyUI's loader in the background (~10 s), overlapping the
     # checkpoint build and the server start; ``pack_nodes`` collects the result.
     listing = _start_pack_listing(path, python)
@@ -120,7 +121,7 @@ def comfy_newest_frontend(comfy_env, tiny_ckpt):
     """A second server that serves frontend frontends.NEWEST (skips if it is not installed)."""
     static, reason = frontends.newest_static_dir()
     if static is None:
-        pytest.skip(reason)
+        comfy_host.host_missing(reason)
     yield from _serve(comfy_env, tiny_ckpt, static)
 
 
@@ -128,7 +129,7 @@ def _ui_client(request, kind):
     if kind == "pinned":
         info = request.getfixturevalue("comfy_env")[2]
         if not info["frontend"]:
-            pytest.skip("comfyui-frontend-package is not installed in ComfyUI's python")
+            comfy_host.host_missing("comfyui-frontend-package is not installed in ComfyUI's python")
         client = request.getfixturevalue("comfy")
         client.frontend_version = info.get("frontend_version")
     else:
@@ -156,7 +157,7 @@ def browser_tools():
     """(chromium, node, node_modules folder holding playwright-core), or a one-line skip."""
     tools, reason = browser_driver.find_tools()
     if tools is None:
-        pytest.skip(reason)
+        comfy_host.host_missing(reason)
     return tools
 
 

@@ -10,7 +10,7 @@ import comfy_host
 from comfy_server import NO_COMFYUI_REASON
 
 if comfy_host.find_comfyui() is None:  # one line for the whole module
-    pytest.skip(NO_COMFYUI_REASON, allow_module_level=True)
+    comfy_host.host_missing(NO_COMFYUI_REASON)
 
 SIZE = 64  # pixels; latent 8x8
 

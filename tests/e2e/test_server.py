@@ -13,7 +13,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 if comfy_host.find_comfyui() is None:  # one line for the whole module
-    pytest.skip(NO_COMFYUI_REASON, allow_module_level=True)
+    comfy_host.host_missing(NO_COMFYUI_REASON)
 
 
 def _inputs(info):

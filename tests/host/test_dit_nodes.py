@@ -11,7 +11,7 @@ require_comfyui()
 
 from tiny_models import (encode, tiny_flux, tiny_flux_clip, tiny_sd3,  # noqa: E402
                          tiny_sd3_clip)
-from unet_support import model_state, run_node  # noqa: E402
+from unet_support import model_state, pack_module, run_node  # noqa: E402
 
 PROMPT = "a photo of a cat"
 STEPS = 4
@@ -96,10 +96,12 @@ def test_refine_then_harmonize_on_flow_schedule(flux):
     (done,) = run_node("LoTTSHarmonize", model, pos, neg, noisy, 0, STEPS, 1.0, "euler",
                                                "simple", 3, False).result
     # an all-ones mask makes refine+harmonize one unmasked run from step 1: equal to the
-    # stock advanced sampler on the candidate with the same noise
+    # stock advanced sampler on the candidate with the same noise (refinement 0's seed)
     import nodes as comfy_nodes
-    (ref,) = comfy_nodes.KSamplerAdvanced().sample(model, "enable", 0, STEPS, 1.0, "euler",
-                                                   "simple", pos, neg, cands, 1, STEPS, "disable")
+    seeds = pack_module("lotts.seeds")
+    (ref,) = comfy_nodes.KSamplerAdvanced().sample(
+        model, "enable", seeds.stage_seed(0, seeds.Stream.REFINEMENT), STEPS, 1.0, "euler",
+        "simple", pos, neg, cands, 1, STEPS, "disable")
     assert torch.allclose(done["samples"], ref["samples"], atol=1e-4)
 
 

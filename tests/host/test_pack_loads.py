@@ -1,12 +1,11 @@
 """The pack loads through ComfyUI's own custom-node loader and registers every node, all
 of them V3 nodes, through the V3 entry point."""
 
-from comfy_host import load_pack, pack_nodes, require_comfyui
+from comfy_host import load_pack, pack_nodes, registry, require_comfyui
 
 require_comfyui()
 
 import comfy.samplers  # noqa: E402
-import nodes  # noqa: E402  (ComfyUI's)
 from comfy_api.latest import io  # noqa: E402
 
 EXPECTED = {"LoTTSSeedFanOut", "LoTTSDefectLocalizer", "LoTTSMaskPreview", "LoTTSMaskedRefine",
@@ -21,8 +20,8 @@ def test_pack_registers_every_node_through_comfyui_loader():
     assert set(found) == EXPECTED
     for node_id, cls in found.items():
         assert issubclass(cls, io.ComfyNode), node_id
-        assert nodes.NODE_CLASS_MAPPINGS[node_id] is cls
-        assert nodes.NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LoTTS")
+        assert registry().NODE_CLASS_MAPPINGS[node_id] is cls
+        assert registry().NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LoTTS")
 
 
 def test_every_node_has_description_category_and_tooltips():

@@ -8,12 +8,11 @@ import sys
 import pytest
 import torch
 
-from comfy_host import require_comfyui
+from comfy_host import interrupt_exception, progress_hook, require_comfyui
 
 require_comfyui()
 
 import comfy.model_management as mm  # noqa: E402
-import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 
 from tiny_models import tiny_vae  # noqa: E402
@@ -214,13 +213,10 @@ def test_cancel_anywhere_in_the_sampler(verifier, vae):
             mm.interrupt_current_processing(True)
         mm.throw_exception_if_processing_interrupted()
 
-    old = comfy.utils.PROGRESS_BAR_HOOK
-    comfy.utils.set_progress_bar_global_hook(hook)
     try:
-        with pytest.raises(mm.InterruptProcessingException):
+        with pytest.raises(interrupt_exception()), progress_hook(hook):
             run_lotts(verifier, vae, n=2, k=2)
     finally:
-        comfy.utils.set_progress_bar_global_hook(old)
         mm.interrupt_current_processing(False)
     assert len(calls) == 6
     # one bar across the whole run: values only grow

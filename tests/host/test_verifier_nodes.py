@@ -8,8 +8,10 @@ import json
 import os
 import socket
 import sys
+from pathlib import Path
 
-from comfy_host import load_pack, pack_nodes, require_comfyui, run_node
+from comfy_host import (interrupt_exception, load_pack, pack_nodes, processing_interrupted,
+                        progress_hook, require_comfyui, run_node)
 
 require_comfyui()
 
@@ -18,7 +20,6 @@ import torch  # noqa: E402
 
 import comfy.model_management as mm  # noqa: E402
 import comfy.model_patcher  # noqa: E402
-import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core"))
@@ -182,10 +183,10 @@ def test_cancel_during_scoring_stops_between_chunks_and_offloads(pack, models_di
     monkeypatch.setattr(v.verifier, "forward", forward_then_cancel)
     imgs = vf.images(20, h=32, w=32, seed=6)
     try:
-        with pytest.raises(mm.InterruptProcessingException):
+        with pytest.raises(interrupt_exception()):
             pick.pick(v, imgs, PROMPT, 1)
         assert chunks == [8]  # no chunk after the cancel
-        assert not mm.processing_interrupted()  # ComfyUI's check consumed the flag
+        assert not processing_interrupted()  # ComfyUI's check consumed the flag
         assert all(lm.model is not v.patcher for lm in mm.current_loaded_models)  # offloaded
     finally:
         mm.interrupt_current_processing(False)
@@ -288,16 +289,16 @@ def test_opt_in_download_lands_in_models_folder_with_progress(pack, models_dir, 
     requested = []
     monkeypatch.setattr(urllib.request, "urlopen", lambda req, timeout=None: (requested.append(req.full_url), Resp(payload))[1])
     updates = []
-    comfy.utils.set_progress_bar_global_hook(lambda v, t, preview=None, node_id=None: updates.append((v, t)))
-    try:
+    with progress_hook(lambda v, t, preview=None, node_id=None: updates.append((v, t))):
         with pytest.raises(FileNotFoundError):  # off by default: nothing fetched
             loader.load("HPSv2", "HPS_v2_compressed.pt", "fp32")
         assert requested == []
         (v,) = loader.load("HPSv2", "HPS_v2_compressed.pt", "fp32", download="enabled")
-    finally:
-        comfy.utils.set_progress_bar_global_hook(None)
     assert requested == ["https://huggingface.co/xswu/HPSv2/resolve/main/HPS_v2_compressed.pt"]
-    assert (models_dir / "HPS_v2_compressed.pt").read_bytes() == payload
+    # into ComfyUI's default folder for verifiers, the first it lists: upstream the one
+    # added with is_default (models_dir); the 0.10 fork lists its base directory's first
+    dest = Path(folder_paths.get_folder_paths("lotts_verifiers")[0])
+    assert (dest / "HPS_v2_compressed.pt").read_bytes() == payload
     assert updates and updates[-1] == (100, 100)
     assert v.verifier.score(vf.images(2), PROMPT).shape == (2,)
-    os.remove(models_dir / "HPS_v2_compressed.pt")
+    os.remove(dest / "HPS_v2_compressed.pt")

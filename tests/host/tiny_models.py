@@ -26,22 +26,31 @@ CONTEXT = 64  # text width of the tiny CLIP = the U-Nets' context_dim
 
 
 def init_weights(module: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
+    """Fill every parameter from a generator seeded with ``seed``, on the device the
+    module is on (a model built on a GPU, as ComfyUI builds large models there, is filled
+    there: fast; the values then differ from a CPU build's)."""
+    first = next(module.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    g = torch.Generator(device=device).manual_seed(seed)
+
+    def randn(shape):
+        return torch.randn(shape, generator=g, device=device)
+
     with torch.no_grad():
         for name, p in module.named_parameters():
             if p.ndim == 0 or p.numel() == 0:
                 continue  # scalars (logit scales) are initialised by their modules
             if p.ndim == 1:
                 p.copy_(torch.ones_like(p) if name.endswith("weight") and "norm" in name.lower()
-                        else torch.randn(p.shape, generator=g) * 0.02)
+                        else randn(p.shape) * 0.02)
             else:
                 fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
+                p.copy_(randn(p.shape) / math.sqrt(fan_in))
         # float buffers a checkpoint would fill (MMDiT's pos_embed is torch.empty): left
         # as they are, they hold whatever memory held -- sometimes NaN
         for name, b in module.named_buffers():
             if b.is_floating_point() and b.numel():
-                b.copy_(torch.randn(b.shape, generator=g) * 0.02)
+                b.copy_(torch.randn(b.shape, generator=g, device=device).to(b.device) * 0.02)
 
 
 def _unet_config(kind: str) -> dict:
@@ -116,6 +125,15 @@ import comfy.sdxl_clip  # noqa: E402
 FLUX_HEADS = 2
 
 
+def flux1_config(config: dict) -> dict:
+    """A FLUX.1 config as this host's model_detection completes it: newer ComfyUI (with
+    FLUX.2) added a required FluxParams field ``txt_ids_dims``, [] for FLUX.1."""
+    import dataclasses
+    import comfy.ldm.flux.model
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    return dict(config, txt_ids_dims=[]) if "txt_ids_dims" in fields else config
+
+
 def tiny_flux(seed: int = 0, guidance: bool = True):
     """FLUX (dev-style with guidance, or schnell-style) at hidden 64: 4 double, 1 single block."""
     config = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
@@ -124,7 +142,7 @@ def tiny_flux(seed: int = 0, guidance: bool = True):
               "axes_dim": [8, 12, 12], "theta": 10000, "qkv_bias": True,
               "guidance_embed": guidance}
     cls = comfy.supported_models.Flux if guidance else comfy.supported_models.FluxSchnell
-    cfg = cls(config)
+    cfg = cls(flux1_config(config))
     cfg.set_inference_dtype(torch.float32, None)
     model = cfg.get_model({}, "", device=torch.device("cpu"))
     init_weights(model.diffusion_model, seed)
