@@ -67,7 +67,7 @@ async function searchAll(page) {
 
 runDriver(cfg, result, async (browser) => {
   step("open");
-  const page = await openComfy(browser, cfg, result, [["Comfy.Extension.Disabled", []]]);
+  const page = await openComfy(browser, cfg, result);
   result.withPack = await searchAll(page);
 
   step("extension-disabled");
