@@ -23,8 +23,6 @@ import json
 import os
 import re
 
-import pytest
-
 import browser_driver
 from test_browser import K, N, VERIFIER_WEIGHTS, lotts_workflow
 
@@ -58,7 +56,6 @@ def _nfe_total(text: str) -> int:
     return int(m.group(1))
 
 
-@pytest.mark.long
 def test_views_inside_subgraphs(ui_comfy, tiny_ckpt_name, browser_tools, tmp_path):
     vue = ui_comfy.frontend == "newest"
     timeout = float(os.environ.get("LOTTS_E2E_WORKFLOW_TIMEOUT", "600"))
