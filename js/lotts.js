@@ -4,11 +4,41 @@
 //   heatmap or binary mask overlaid; opacity slider, heatmap/mask toggle, prev/next.
 // * Score gallery (LoTTS Sampler, Verifier Pick, Best-of-N): each scored sample's thumbnail
 //   with a "#rank score" badge, the picked one(s) highlighted.
+// * Search words: the node library finds the nodes by "test-time scaling", "best of n",
+//   "refine", "defect mask", ... (js/search_aliases.json, from nodes/search_aliases.py).
 //
-// Both are DOM widgets fed by the nodes' UI outputs (nodes/ui_previews.py). The last payload
-// is kept in node.properties, so the views come back when the workflow is reloaded (the
-// preview files live in ComfyUI's temp folder until the server restarts). Nodes that never
-// ran, or older workflows, have no payload and get no widget.
+// Both views are DOM widgets fed by the nodes' UI outputs (nodes/ui_previews.py). The last
+// payload is kept in node.properties, so the views come back when the workflow is reloaded
+// (the preview files live in ComfyUI's temp folder until the server restarts). Nodes that
+// never ran, or older workflows, have no payload and get no widget.
+//
+// What this file relies on -- the frontend's extension API only; it patches no shared
+// object (app, LGraphCanvas, LGraphNode, the api, the stores):
+// * app.registerExtension hooks:
+//   - init: fetch js/search_aliases.json (before the node definitions are registered);
+//   - setup: add the stylesheet;
+//   - beforeRegisterVueAppNodeDefs(defs): give the pack's definitions their search words
+//     where the host sent none (ComfyUI 0.3.64; 0.10 serves them from the schema). Both
+//     the first load and "refresh node definitions" pass through it;
+//   - beforeRegisterNodeDef(nodeType, nodeData): for the pack's own node types only, chain
+//     (call the previous one, then ours) the node callbacks the extension docs name for it:
+//     onNodeCreated, onConnectionsChange, onExecuted (a run's UI payload; the frontend
+//     calls it on the node an execution id such as "12:5:3" names, so nodes inside
+//     subgraphs get theirs), onConfigure (a loaded or restored workflow, subgraphs'
+//     inner nodes included).
+// * node.addDOMWidget: the views. The canvas (classic) renderer and the Vue node renderer
+//   ("Nodes 2.0", frontend 1.58.1) both mount a DOM widget's element; nothing here depends
+//   on which one runs. (Frontend 1.27.10's hidden, experimental Vue mode mounts no DOM
+//   widget at all -- ComfyUI's own prompt box neither -- so there the views show when Vue
+//   mode is off again; their payload stays in the workflow.)
+// * api.apiURL (preview image URLs); the `search_aliases` field of node definitions, which
+//   the node search of frontend 1.58.1 reads (1.27.10's search ignores it).
+// * On the pack's own nodes' multiline text widgets (per node, not shared): their
+//   options.getMinHeight/getMaxHeight, the sizing options addDOMWidget takes, wrapped so a
+//   linked prompt box takes one row (compactLinkedText).
+// * Reads only: app.configuringGraph, LiteGraph.INPUT.
+// The viewer's stage has a CSS minimum height: the Vue renderer sizes a DOM widget by its
+// content, not by getMinHeight (which the canvas renderer uses).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import * as L from "./lotts_logic.js";
@@ -16,7 +46,7 @@ import * as L from "./lotts_logic.js";
 const STYLE = `
 .lotts-root { display:flex; flex-direction:column; gap:4px; width:100%; height:100%;
   box-sizing:border-box; font:12px sans-serif; color:var(--input-text, #ddd); overflow:hidden; }
-.lotts-stage { flex:1 1 auto; min-height:60px; position:relative; background:#111;
+.lotts-stage { flex:1 1 auto; min-height:160px; position:relative; background:#111;
   border-radius:4px; overflow:hidden; }
 .lotts-stage canvas { position:absolute; inset:0; width:100%; height:100%; object-fit:contain; }
 .lotts-bar { display:flex; align-items:center; gap:4px; flex:0 0 auto; }
@@ -231,9 +261,25 @@ function render(node) {
   }
 }
 
+// ------------------------------------------------------------------ search words
+const ALIASES_URL = new URL("./search_aliases.json", import.meta.url);
+let searchAliases = {};
+
+async function loadSearchAliases() {
+  try {
+    const r = await fetch(ALIASES_URL);
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    searchAliases = await r.json();
+  } catch (e) {
+    console.warn("[LoTTS] no search words for the node library:", e);
+  }
+}
+
 app.registerExtension({
   name: "LoTTS.NodeViews",
+  init: loadSearchAliases,
   setup() { injectStyle(); },
+  beforeRegisterVueAppNodeDefs(defs) { L.addSearchAliases(defs, searchAliases); },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!nodeData.name.startsWith("LoTTS")) return;
     const onNodeCreated = nodeType.prototype.onNodeCreated;

@@ -196,3 +196,24 @@ export function galleryHeight(count, width, thumb = 72, gap = 6, header = 22) {
   const rows = Math.ceil(count / perRow);
   return header + rows * (thumb + 20 + gap) + gap;
 }
+
+/**
+ * Add the pack's search aliases ({node id: [words]}, js/search_aliases.json) to node
+ * definitions (an array of them, or {id: def}) that have none: a host whose schema has
+ * the `search_aliases` field (ComfyUI 0.10+) already sent its own, which are kept.
+ * Returns the ids it filled. Malformed input fills nothing.
+ */
+export function addSearchAliases(defs, aliases) {
+  const filled = [];
+  if (!defs || typeof defs !== "object" || !aliases || typeof aliases !== "object") return filled;
+  for (const def of Array.isArray(defs) ? defs : Object.values(defs)) {
+    const words = def && typeof def === "object" ? aliases[def.name] : undefined;
+    if (!Array.isArray(words)) continue;
+    if (Array.isArray(def.search_aliases) && def.search_aliases.length) continue;
+    const clean = words.filter((w) => typeof w === "string" && w.trim());
+    if (!clean.length) continue;
+    def.search_aliases = clean;
+    filled.push(def.name);
+  }
+  return filled;
+}

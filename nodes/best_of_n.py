@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from ..lotts.prompts import check_prompt
 from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, match_best_of_n
 from ..lotts.seeds import Stream, stage_seeds
-from . import inputs
+from . import inputs, search_aliases
 from .budget import Budget, cost_payload, parse_budget, report
 from .checks import queue_time_check
 from .fan_out import sample_candidates
@@ -24,6 +24,7 @@ class LoTTSBestOfN(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSBestOfN", display_name="LoTTS Best-of-N (baseline)",
+            **search_aliases.schema_field("LoTTSBestOfN"),
             category=inputs.CATEGORY,
             description="Best-of-N baseline: samples M images from seeds seed..seed+M-1 (like "
                         "KSampler), scores them with the verifier and returns the best. Connect "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lotts.seeds import Stream, stage_seeds
-from . import inputs
+from . import inputs, search_aliases
 from .checks import check_latent, latent_out, queue_time_check, user_mask
 from .sampling import Progress, SamplingSettings, sample
 
@@ -15,6 +15,7 @@ class LoTTSSeedFanOut(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSSeedFanOut", display_name="LoTTS Seed Fan-Out",
+            **search_aliases.schema_field("LoTTSSeedFanOut"),
             category=inputs.CATEGORY,
             description="Samples N candidate images from seeds seed, seed+1, ..., seed+N-1 "
                         "and returns them as one latent batch. Candidate i is exactly what a "

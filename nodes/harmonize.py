@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..lotts.schedule import harmonize_window
 from ..lotts.seeds import Stream, stage_seeds
-from . import inputs
+from . import inputs, search_aliases
 from .checks import SOURCE_KEY, check_latent, latent_out, queue_time_check, user_mask
 from .sampling import Progress, SamplingSettings, continuation_noise, sample
 
@@ -17,6 +17,7 @@ class LoTTSHarmonize(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSHarmonize", display_name="LoTTS Harmonize", category=inputs.CATEGORY,
+            **search_aliases.schema_field("LoTTSHarmonize"),
             description="Runs steps start_step..steps on the whole image with no mask. With "
                         "add_noise off it finishes latents that LoTTS Masked Refine left noisy "
                         "(start_step = its end_step); with add_noise on it re-noises clean "

@@ -25,7 +25,7 @@ from ..lotts.preview import colorize
 from ..lotts.prompts import CONTRAST_TOKENS, contrast_weights, phrase_positions, quality_prompts
 from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
-from . import inputs
+from . import inputs, search_aliases
 from .attention_capture import ProbeGuider, make_recorder, model_layout, probe
 from .prompt_tokens import encode_prompt, phrase_tokens
 from .checks import check_conditioning, check_latent, pixel_size, queue_time_check, user_mask
@@ -135,6 +135,7 @@ class LoTTSDefectLocalizer(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSDefectLocalizer", display_name="LoTTS Defect Localizer",
+            **search_aliases.schema_field("LoTTSDefectLocalizer"),
             category=inputs.CATEGORY,
             description="Finds each candidate's weak regions from the model's own attention: "
                         "contrasts the attention of 'A low-quality image of {p}' against 'A "

@@ -15,7 +15,7 @@ from comfy_api.latest import io
 
 from ..lotts.prompts import check_prompt
 from ..lotts.schedule import SINGLE_CALL_SAMPLERS, Plan, probe_step_for
-from . import inputs
+from . import inputs, search_aliases
 from .budget import cost_payload, report
 from .checks import queue_time_check
 from .localizer import ProbeSettings, method_inputs
@@ -62,6 +62,7 @@ class LoTTSSampler(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSSampler", display_name="LoTTS Sampler (one node)",
+            **search_aliases.schema_field("LoTTSSampler"),
             category=inputs.CATEGORY,
             description="LoTTS in one node: samples N candidates, finds each one's weak "
                         "regions from the model's attention, re-samples only there k times, "

@@ -7,7 +7,7 @@ import nodes as comfy_nodes  # ComfyUI's nodes.py, for its PreviewImage saver
 from comfy_api.latest import io
 
 from ..lotts.preview import overlay
-from . import inputs
+from . import inputs, search_aliases
 
 
 class LoTTSMaskPreview(io.ComfyNode):
@@ -15,6 +15,7 @@ class LoTTSMaskPreview(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSMaskPreview", display_name="LoTTS Mask Preview",
+            **search_aliases.schema_field("LoTTSMaskPreview"),
             category=inputs.CATEGORY,
             description="Overlays each candidate's defect mask (red) or heatmap on the decoded "
                         "candidate, so you see which regions LoTTS will re-sample.",

@@ -14,7 +14,7 @@ from comfy_api.latest import io
 
 from ..lotts.schedule import refine_steps
 from ..lotts.seeds import Stream, stage_seeds
-from . import inputs
+from . import inputs, search_aliases
 from .checks import check_latent, latent_mask, latent_out, prepare_mask, queue_time_check, user_mask
 from .crop import REGIONS, refine_in_boxes
 from .sampling import Progress, SamplingSettings, renoised, sample
@@ -25,6 +25,7 @@ class LoTTSMaskedRefine(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSMaskedRefine", display_name="LoTTS Masked Refine",
+            **search_aliases.schema_field("LoTTSMaskedRefine"),
             category=inputs.CATEGORY,
             description="Re-samples only the masked (weak) regions of each candidate: "
                         "re-noises it to start_step (t0) and denoises to end_step with the mask "

@@ -21,7 +21,7 @@ from comfy_api.latest import io
 from ..lotts.verifiers import SPECS, VERIFIER_NAMES, VerifierError, availability, load_verifier
 from ..lotts.verifiers.download import download_official
 from ..lotts.verifiers.weights import WEIGHT_EXTENSIONS
-from . import inputs
+from . import inputs, search_aliases
 from .checks import queue_time_check
 
 FOLDER = "lotts_verifiers"
@@ -144,6 +144,7 @@ class LoTTSVerifierLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSVerifierLoader", display_name="LoTTS Verifier Loader",
+            **search_aliases.schema_field("LoTTSVerifierLoader"),
             category=inputs.CATEGORY,
             description="Loads a verifier that scores images against a prompt (higher = "
                         "better): ImageReward, HPSv2, HPSv2.1, PickScore, CLIP score or the LAION "

@@ -10,7 +10,7 @@ import comfy.model_management as mm
 from comfy_api.latest import io
 
 from ..lotts.verifiers import VerifierError, rank
-from . import inputs
+from . import inputs, search_aliases
 from .ui_previews import scores_ui
 
 def _reorder_latent(latent: dict, order: list[int], batch: int) -> dict:
@@ -71,6 +71,7 @@ class LoTTSVerifierPick(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="LoTTSVerifierPick", display_name="LoTTS Verifier Pick",
+            **search_aliases.schema_field("LoTTSVerifierPick"),
             category=inputs.CATEGORY,
             description="Scores every image of the batch against the prompt with the verifier "
                         "(in batched passes of a few images; Cancel stops it between them) and "

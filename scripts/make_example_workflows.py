@@ -10,6 +10,12 @@ will make it (min_size) with room for what a run adds, so nothing overlaps and e
 shows at the saved zoom. Loader nodes carry the model download metadata the frontend offers
 for missing files (properties.models), every node its source pack (cnr_id, ver).
 
+It also writes the staged pipeline as a subgraph blueprint, subgraphs/<name>.json: one
+subgraph node whose inside is fan-out -> localizer -> refine -> harmonize -> pick. Hosts
+that serve custom nodes' blueprints (ComfyUI 0.10: GET /global_subgraphs lists every
+custom_nodes/<pack>/subgraphs/*.json) put it in the node library under "Subgraph
+Blueprints"; anywhere, the file opens as a workflow (drag it onto the canvas).
+
 tests/e2e/test_example_workflows.py queues every file in example_workflows/ on a real
 server; tests/host/test_example_workflows_current.py checks the files equal this
 script's output, so the two never drift apart; tests/host/test_example_workflow_layout.py
@@ -23,10 +29,12 @@ import math
 import os
 import re
 import sys
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 OUT_DIR = os.path.join(REPO, "example_workflows")
+BLUEPRINT_DIR = os.path.join(REPO, "subgraphs")
 sys.path[:0] = [HERE, REPO]
 import node_schemas  # noqa: E402
 from lotts.verifiers.download import OFFICIAL_FILES  # noqa: E402  (pure python, no torch)
@@ -262,9 +270,20 @@ class Graph:
     def link(self, src, output, dst, input_name):
         if isinstance(src, Loaded):
             src = src.outputs[output]
-        out_idx = next(i for i, o in enumerate(src["outputs"]) if o["name"] == output or o["type"] == output)
+        out_idx = self._output(src, output)
         link_id = len(self.links) + 1
         kind = src["outputs"][out_idx]["type"]
+        slot = self._input(dst, input_name, kind, link_id)
+        src["outputs"][out_idx]["links"].append(link_id)
+        self.links.append([link_id, src["id"], out_idx, dst["id"], slot, kind])
+
+    @staticmethod
+    def _output(src, output) -> int:
+        return next(i for i, o in enumerate(src["outputs"]) if o["name"] == output or o["type"] == output)
+
+    @staticmethod
+    def _input(dst, input_name, kind, link_id) -> int:
+        """The slot of ``dst``'s input ``input_name``, now fed by ``link_id``."""
         slot = next((i for i, s in enumerate(dst["inputs"]) if s["name"] == input_name), None)
         if slot is None:  # a widget fed by a link: add it as a widget input
             if input_name not in dst.get("_widget_names", []):
@@ -273,8 +292,26 @@ class Graph:
                                   "link": None})
             slot = len(dst["inputs"]) - 1
         dst["inputs"][slot]["link"] = link_id
+        return slot
+
+    # A subgraph's inside links to its input node (id -10) and output node (id -20).
+    SUBGRAPH_IN, SUBGRAPH_OUT = -10, -20
+
+    def link_from_input(self, index, kind, dst, input_name):
+        """Link the subgraph's input ``index`` (of type ``kind``) to ``dst.input_name``."""
+        link_id = len(self.links) + 1
+        slot = self._input(dst, input_name, kind, link_id)
+        self.links.append([link_id, self.SUBGRAPH_IN, index, dst["id"], slot, kind])
+        return link_id
+
+    def link_to_output(self, src, output, index):
+        """Link ``src.output`` to the subgraph's output ``index``."""
+        out_idx = self._output(src, output)
+        link_id = len(self.links) + 1
         src["outputs"][out_idx]["links"].append(link_id)
-        self.links.append([link_id, src["id"], out_idx, dst["id"], slot, kind])
+        kind = src["outputs"][out_idx]["type"]
+        self.links.append([link_id, src["id"], out_idx, self.SUBGRAPH_OUT, index, kind])
+        return link_id
 
     def size(self, node) -> list[int]:
         """The size saved for a node: at least the frontend's minimum (min_size)."""
@@ -665,6 +702,114 @@ VARIANTS = {
 }
 
 
+BLUEPRINT_NAME = "LoTTS staged pipeline"
+# The blueprint's sockets: (name, type, [(stage, input)...]) in, (name, stage, output) out.
+BLUEPRINT_INPUTS = [
+    ("model", "MODEL", [("fan", "model"), ("loc", "model"), ("ref", "model"), ("harm", "model")]),
+    ("clip", "CLIP", [("loc", "clip")]),
+    ("vae", "VAE", [("loc", "vae"), ("dec_c", "vae"), ("dec_r", "vae")]),
+    ("positive", "CONDITIONING", [("fan", "positive"), ("loc", "positive"), ("ref", "positive"),
+                                  ("harm", "positive")]),
+    ("negative", "CONDITIONING", [("fan", "negative"), ("ref", "negative"), ("harm", "negative")]),
+    ("latent_image", "LATENT", [("fan", "latent_image")]),
+    ("verifier", "LOTTS_VERIFIER", [("pick", "verifier")]),
+    ("prompt", "STRING", [("loc", "prompt"), ("pick", "prompt")]),
+]
+BLUEPRINT_OUTPUTS = [("best", "pick", "best"), ("best_latent", "pick", "best_latent"),
+                     ("ranked", "pick", "ranked"), ("mask", "loc", "mask")]
+BLUEPRINT_DESCRIPTION = (
+    "LoTTS, stage by stage, in one block: Seed Fan-Out (N candidates) -> Defect Localizer "
+    "(each candidate's weak regions) -> Masked Refine (k re-samples inside the mask) -> "
+    "Harmonize (the last steps on the whole image) -> Verifier Pick (the best of the "
+    "refinements and the candidates). Connect a checkpoint's model, clip and vae, the "
+    "positive and negative conditioning, an empty latent, a LoTTS Verifier Loader and the "
+    "prompt text; open the subgraph to change N, k, steps, cfg, t0 or the mask ratio.")
+
+
+def _stable_id(*parts) -> str:
+    """A UUID that is the same on every run (the generated file must not change)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "lotts-comfyui/" + "/".join(parts)))
+
+
+def staged_blueprint(info, steps, cfg, start_step, end_step, sampler="euler",
+                     scheduler="normal", **_):
+    """The staged pipeline as a subgraph blueprint (the frontend's format: a workflow whose
+    root is one subgraph node; the inside in ``definitions.subgraphs``)."""
+    g = Graph(info)
+    stage = {
+        "fan": g.node("LoTTSSeedFanOut", {"seed": 0, "candidates": 4, "steps": steps, "cfg": cfg,
+                                          "sampler_name": sampler, "scheduler": scheduler}),
+        "loc": g.node("LoTTSDefectLocalizer", {"mask_ratio": 0.5, "prior_weight": 0.5,
+                                               "probe_step": int(steps * 0.75), "seed": 0,
+                                               "steps": steps, "scheduler": scheduler}),
+        "ref": g.node("LoTTSMaskedRefine", {"seed": 100, "refinements": 2, "steps": steps,
+                                            "cfg": cfg, "sampler_name": sampler,
+                                            "scheduler": scheduler, "start_step": start_step,
+                                            "end_step": end_step}),
+        "harm": g.node("LoTTSHarmonize", {"seed": 200, "steps": steps, "cfg": cfg,
+                                          "sampler_name": sampler, "scheduler": scheduler,
+                                          "start_step": end_step, "add_noise": False}),
+        "dec_c": g.node("VAEDecode", title="Decode candidates"),
+        "dec_r": g.node("VAEDecode", title="Decode refined"),
+        "joined": g.node("ImageBatch", title="Refinements + candidates"),
+        "pick": g.node("LoTTSVerifierPick", {"top_k": 1}),
+    }
+    for src, out, dst, inp in (("fan", "candidates", "loc", "candidates"),
+                               ("fan", "candidates", "ref", "candidates"),
+                               ("loc", "mask", "ref", "mask"), ("ref", "refined", "harm", "latent"),
+                               ("fan", "candidates", "dec_c", "samples"),
+                               ("harm", "latent", "dec_r", "samples"),
+                               ("dec_r", "IMAGE", "joined", "image1"),
+                               ("dec_c", "IMAGE", "joined", "image2"),
+                               ("joined", "IMAGE", "pick", "images")):
+        g.link(stage[src], out, stage[dst], inp)
+    inputs, outputs = [], []
+    for index, (name, kind, targets) in enumerate(BLUEPRINT_INPUTS):
+        links = [g.link_from_input(index, kind, stage[n], inp) for n, inp in targets]
+        inputs.append({"id": _stable_id("in", name), "name": name, "type": kind,
+                       "linkIds": links, "localized_name": name})
+    for index, (name, src, out) in enumerate(BLUEPRINT_OUTPUTS):
+        link = g.link_to_output(stage[src], out, index)
+        kind = g.links[link - 1][5]
+        outputs.append({"id": _stable_id("out", name), "name": name, "type": kind,
+                        "linkIds": [link], "localized_name": name})
+    g.layout([[stage["fan"], stage["dec_c"]], [stage["loc"]], [stage["ref"]],
+              [stage["harm"], stage["dec_r"], stage["joined"]], [stage["pick"]]])
+    inner = g.to_json()
+    right = max(n["pos"][0] + n["size"][0] for n in inner["nodes"])
+    subgraph_id = _stable_id("subgraph", BLUEPRINT_NAME)
+    definition = {
+        "id": subgraph_id, "version": 1,
+        "state": {"lastGroupId": 0, "lastNodeId": len(inner["nodes"]),
+                  "lastLinkId": len(inner["links"]), "lastRerouteId": 0},
+        "revision": 0, "config": {}, "name": BLUEPRINT_NAME, "category": "LoTTS",
+        "description": BLUEPRINT_DESCRIPTION,
+        "inputNode": {"id": Graph.SUBGRAPH_IN, "bounding": [-200, 0, 120, 40 + 20 * len(inputs)]},
+        "outputNode": {"id": Graph.SUBGRAPH_OUT,
+                       "bounding": [right + 80, 0, 120, 40 + 20 * len(outputs)]},
+        "inputs": inputs, "outputs": outputs, "widgets": [],
+        "nodes": inner["nodes"], "groups": [],
+        "links": [dict(zip(("id", "origin_id", "origin_slot", "target_id", "target_slot", "type"), link))
+                  for link in inner["links"]],
+        "extra": {},
+    }
+    node = {"id": 1, "type": subgraph_id, "pos": [0, 0], "size": [320, 40 + 22 * len(inputs)],
+            "flags": {}, "order": 0, "mode": 0, "title": BLUEPRINT_NAME,
+            "inputs": [{"name": i["name"], "localized_name": i["name"], "type": i["type"], "link": None}
+                       for i in inputs],
+            "outputs": [{"name": o["name"], "localized_name": o["name"], "type": o["type"], "links": []}
+                        for o in outputs],
+            "properties": {}, "widgets_values": []}
+    return {"id": _stable_id("workflow", BLUEPRINT_NAME), "revision": 0, "last_node_id": 1,
+            "last_link_id": 0, "nodes": [node], "links": [], "groups": [],
+            "definitions": {"subgraphs": [definition]}, "config": {},
+            "extra": {"ds": {"scale": 1, "offset": [100, 100]},
+                      "BlueprintDescription": BLUEPRINT_DESCRIPTION,
+                      "BlueprintSearchAliases": ["test-time scaling", "best of n", "refine",
+                                                 "defect mask", "localized"]},
+            "version": 0.4}
+
+
 def build_all(info):
     out = {name: lotts_pipeline(info, **kw) for name, kw in WORKFLOWS.items()}
     for name, (build, family, title) in VARIANTS.items():
@@ -694,7 +839,18 @@ def thumbnail(workflow: dict, path: str) -> None:
     img.save(path, quality=90)
 
 
+def build_blueprints(info):
+    """{file name: blueprint} of subgraphs/."""
+    return {f"{BLUEPRINT_NAME}.json": staged_blueprint(info, **WORKFLOWS["lotts_sd15.json"])}
+
+
 def main():
+    os.makedirs(BLUEPRINT_DIR, exist_ok=True)
+    for name, bp in build_blueprints(load_schemas()).items():
+        with open(os.path.join(BLUEPRINT_DIR, name), "w") as f:
+            json.dump(bp, f, indent=1)
+            f.write("\n")
+        print("wrote", os.path.join("subgraphs", name))
     os.makedirs(OUT_DIR, exist_ok=True)
     for name, wf in build_all(load_schemas()).items():
         with open(os.path.join(OUT_DIR, name), "w") as f:

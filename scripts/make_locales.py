@@ -7,6 +7,10 @@ own: per node its display name, description, each input's name and tooltip (and 
 seed's "control after generate" row), each output's name and tooltip by index.
 ``main.json`` names the pack's menu category and its own data type.
 
+It also writes ``js/search_aliases.json``, the node library's search words per node
+(nodes/search_aliases.py): the pack's frontend extension adds them to the node
+definitions on hosts whose schema has no ``search_aliases`` field (ComfyUI 0.3.64).
+
 The other languages (locales/zh/) are translations kept by hand in the same layout;
 tests/host/test_locales.py checks en equals this script's output and that every other
 language has exactly en's keys (naming what is missing), so a new input shows up as a
@@ -28,6 +32,7 @@ import node_schemas  # noqa: E402
 
 LOCALES = os.path.join(REPO, "locales")
 FILES = ("main.json", "nodeDefs.json")
+SEARCH_ALIASES = os.path.join(REPO, "js", "search_aliases.json")
 
 
 def node_defs(info: dict) -> dict:
@@ -70,6 +75,12 @@ def build_en(info: dict) -> dict:
     return {"main.json": main_strings(info), "nodeDefs.json": node_defs(info)}
 
 
+def search_aliases(info: dict) -> dict:
+    """{node id: [search words]} for every pack node, from nodes/search_aliases.py."""
+    aliases = node_schemas.pack_module("nodes.search_aliases").ALIASES
+    return {name: list(aliases[name]) for name in node_schemas.pack_nodes(info)}
+
+
 def dumps(data: dict) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -80,6 +91,9 @@ def main():
         with open(os.path.join(LOCALES, "en", name), "w", encoding="utf-8") as f:
             f.write(dumps(data))
         print("wrote", os.path.join("locales", "en", name))
+    with open(SEARCH_ALIASES, "w", encoding="utf-8") as f:
+        f.write(dumps(search_aliases(node_schemas.object_info())))
+    print("wrote", os.path.relpath(SEARCH_ALIASES, REPO))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,15 @@ def object_info() -> dict:
     return info
 
 
+def pack_module(name: str):
+    """A module of the pack as ComfyUI's loader imported it (after ``object_info()``), by
+    its dotted name inside the pack, e.g. ``"nodes.search_aliases"``."""
+    object_info()
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from comfy_host import load_pack
+    return sys.modules[f"{load_pack().__name__}.{name}"]
+
+
 def pack_nodes(info: dict) -> list[str]:
     """The pack's node ids, in the order ComfyUI registered them (the menu order)."""
     return [name for name, node in info.items() if node.get("lotts_pack_node")]

@@ -156,3 +156,42 @@ test("the viewer names the blocks read and what propagation did, per candidate",
   assert.equal(bare.localizer, null);
   assert.deepEqual(Object.keys(L.viewerKeys({ lotts_localizer: [{}], other: 1 })), ["lotts_localizer"]);
 });
+
+test("search aliases: filled where the host sent none, the host's own kept", () => {
+  const aliases = { LoTTSSampler: ["best of n", "refine"], LoTTSBestOfN: ["best of n"],
+                    LoTTSHarmonize: ["refine"] };
+  const defs = [
+    { name: "LoTTSSampler" },                                   // 0.3.64: no field
+    { name: "LoTTSBestOfN", search_aliases: ["from the host"] }, // 0.10: the schema's own
+    { name: "LoTTSHarmonize", search_aliases: [] },               // empty: filled
+    { name: "KSampler" },                                        // not ours: untouched
+  ];
+  assert.deepEqual(L.addSearchAliases(defs, aliases), ["LoTTSSampler", "LoTTSHarmonize"]);
+  assert.deepEqual(defs[0].search_aliases, ["best of n", "refine"]);
+  assert.deepEqual(defs[1].search_aliases, ["from the host"]);
+  assert.deepEqual(defs[2].search_aliases, ["refine"]);
+  assert.equal("search_aliases" in defs[3], false);
+  // a copy: the frontend may edit its def without touching the shared list
+  defs[0].search_aliases.push("x");
+  assert.deepEqual(aliases.LoTTSSampler, ["best of n", "refine"]);
+});
+
+test("search aliases: {id: def} maps, and malformed input fills nothing", () => {
+  const defs = { LoTTSSampler: { name: "LoTTSSampler" } };
+  assert.deepEqual(L.addSearchAliases(defs, { LoTTSSampler: ["a"] }), ["LoTTSSampler"]);
+  for (const [d, a] of [[null, {}], [[], null], [[{ name: "LoTTSSampler" }], { LoTTSSampler: "a" }],
+                        [[null, 3, { name: "LoTTSSampler" }], { LoTTSSampler: [" ", 7] }]]) {
+    assert.deepEqual(L.addSearchAliases(d, a), [], JSON.stringify([d, a]));
+  }
+});
+
+test("search aliases: the shipped file names only LoTTS nodes, each with words", async () => {
+  const fs = await import("node:fs");
+  const url = new URL("../search_aliases.json", import.meta.url);
+  const shipped = JSON.parse(fs.readFileSync(url, "utf8"));
+  assert.ok(Object.keys(shipped).length >= 9);
+  for (const [id, words] of Object.entries(shipped)) {
+    assert.ok(id.startsWith("LoTTS"), id);
+    assert.ok(Array.isArray(words) && words.length && words.every((w) => typeof w === "string" && w), id);
+  }
+});

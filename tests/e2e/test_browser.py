@@ -8,6 +8,10 @@ N=2 candidates, k=2 refinements) is loaded into the page through the frontend
   and its controls work (prev/next wrap, opacity, heatmap/mask toggle);
 * the score gallery on Verifier Pick (N*k refined + N candidates) and on the sampler shows
   N*k + N numeric badges, the picked one highlighted;
+* with the Vue node renderer ("Nodes 2.0") switched on, and after a page reload with it on,
+  the same views sit inside the Vue nodes and their controls answer real clicks (frontend
+  1.58.1); frontend 1.27.10's hidden, experimental Vue mode mounts no DOM widget (its own
+  prompt boxes neither): there the payload is kept and the views are back when it is off;
 * after a page reload and reloading the saved workflow, the viewer comes back (payload
   kept in node.properties); a workflow without payloads, or an executed message without
   one, gives no widget and no error;
@@ -87,8 +91,10 @@ def _by_type(state: dict, node_type: str) -> dict:
 def test_views_in_real_browser(ui_comfy, tiny_ckpt_name, browser_tools, tmp_path):
     workflow = lotts_workflow(tiny_ckpt_name, VERIFIER_WEIGHTS)
     shot = str(tmp_path / "lotts_ui_tiny_checkpoint.png")
+    vue_shot = str(tmp_path / "lotts_ui_vue_nodes.png")
     timeout = float(os.environ.get("LOTTS_E2E_WORKFLOW_TIMEOUT", "600"))
-    cfg = {"url": ui_comfy.url, "workflow": workflow, "timeout_s": timeout, "screenshots": [shot]}
+    cfg = {"url": ui_comfy.url, "workflow": workflow, "timeout_s": timeout, "screenshots": [shot],
+           "vueScreenshots": [vue_shot]}
     res = browser_driver.run(browser_tools, "drive.mjs", cfg, tmp_path, timeout=timeout + 300)
     print(f"frontend {res.get('frontendVersion')} ({ui_comfy.frontend})")
     noise = [m for m in res["console"] if m["type"] in ("error", "warning")]
@@ -121,6 +127,8 @@ def test_views_in_real_browser(ui_comfy, tiny_ckpt_name, browser_tools, tmp_path
         os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
 
+    _check_vue_mode(res, ui_comfy.frontend, vue_shot)
+
     # The frontend's own workflow persistence restores the views on a page reload...
     restored = res["afterReloadRestored"]
     v = _by_type(restored, "LoTTSDefectLocalizer")["viewer"]
@@ -137,3 +145,33 @@ def test_views_in_real_browser(ui_comfy, tiny_ckpt_name, browser_tools, tmp_path
 
     errors = browser_driver.extension_errors(res)
     assert not errors, "errors from the extension:\n" + "\n".join(errors)
+
+
+def _check_vue_mode(res: dict, frontend: str, shot: str) -> None:
+    """The views with the Vue node renderer on (switched live, then after a reload with it
+    on) and off again."""
+    for phase in ("vueOn", "vueReloaded"):
+        on, state = res[phase]["on"], res[phase]["state"]
+        assert on, f"{phase}: the Vue renderer did not switch on"
+        views = [(t, _by_type(state, t)["viewer"]) for t in ("LoTTSDefectLocalizer", "LoTTSSampler")]
+        views += [(t, _by_type(state, t)["scores"]) for t in ("LoTTSVerifierPick", "LoTTSSampler")]
+        for t, v in views:
+            assert v and v["count"] in (N, N * K + N), (phase, t, v)
+            assert f"lotts_{'viewer' if 'ready' in v else 'scores'}" in _by_type(state, t)["saved"]
+            if frontend == "newest":  # mounted inside the Vue node, and big enough to see
+                assert v["inDom"] and v["shown"] and v["vueNode"], (phase, t, v)
+                if "ready" in v:
+                    assert v["ready"] and v["stage"] >= 150, (phase, t, v)
+            else:  # 1.27.10: its Vue mode mounts no DOM widget (documented in js/lotts.js)
+                assert not v["shown"], (phase, t, v)
+    if frontend == "newest":
+        c = res["vueControls"]
+        assert (c["index0"], c["index1"], c["mode"]) == ("0", "1", "heatmap"), c
+        assert os.path.isfile(shot) and os.path.getsize(shot) > 10_000
+    off, state = res["vueOff"]["on"], res["vueOff"]["state"]
+    assert not off
+    for t in ("LoTTSDefectLocalizer", "LoTTSSampler"):
+        v = _by_type(state, t)["viewer"]
+        assert v and v["ready"] and v["inDom"] and v["shown"] and not v["vueNode"], ("vueOff", t, v)
+    s = _by_type(state, "LoTTSVerifierPick")["scores"]
+    assert s and s["shown"] and len(s["badges"]) == N * K + N, ("vueOff", s)

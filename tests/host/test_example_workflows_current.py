@@ -66,3 +66,41 @@ def test_staged_workflows_end_with_the_verifier_pick():
         assert (refined["type"], candidates["type"]) == ("LoTTSHarmonize", "LoTTSSeedFanOut"), name
         assert [n["type"] for n in _downstream(wf, pick, "best")] == ["SaveImage"], name
         assert [n["type"] for n in _downstream(wf, pick, "ranked")] == ["PreviewImage"], name
+
+
+def test_subgraph_blueprint_matches_the_generator_and_is_one_subgraph_node():
+    """subgraphs/<name>.json (what ComfyUI 0.10 serves from custom_nodes/<pack>/subgraphs/)
+    is the generator's output; its root is the one subgraph node the frontend asks of a
+    blueprint, every inner link is consistent, and each stage of the method is inside."""
+    gen = load_generator()
+    built = gen.build_blueprints(gen.load_schemas())
+    shipped = sorted(f for f in os.listdir(gen.BLUEPRINT_DIR) if f.endswith(".json"))
+    assert shipped == sorted(built), "run scripts/make_example_workflows.py"
+    for name, bp in built.items():
+        with open(os.path.join(gen.BLUEPRINT_DIR, name)) as f:
+            assert json.load(f) == json.loads(json.dumps(bp)), \
+                f"{name} is stale: run scripts/make_example_workflows.py"
+        (sub,) = bp["definitions"]["subgraphs"]
+        (root,) = bp["nodes"]
+        assert root["type"] == sub["id"] and bp["links"] == []
+        assert [s["name"] for s in root["inputs"]] == [s["name"] for s in sub["inputs"]]
+        assert [s["name"] for s in root["outputs"]] == [s["name"] for s in sub["outputs"]]
+        types = [n["type"] for n in sub["nodes"]]
+        for stage in ("LoTTSSeedFanOut", "LoTTSDefectLocalizer", "LoTTSMaskedRefine",
+                      "LoTTSHarmonize", "LoTTSVerifierPick"):
+            assert types.count(stage) == 1, (name, stage, types)
+        nodes = {n["id"]: n for n in sub["nodes"]}
+        for link in sub["links"]:
+            if link["origin_id"] == gen.Graph.SUBGRAPH_IN:
+                assert link["id"] in sub["inputs"][link["origin_slot"]]["linkIds"], link
+            else:
+                assert link["id"] in nodes[link["origin_id"]]["outputs"][link["origin_slot"]]["links"], link
+            if link["target_id"] == gen.Graph.SUBGRAPH_OUT:
+                assert sub["outputs"][link["target_slot"]]["linkIds"] == [link["id"]], link
+            else:
+                assert nodes[link["target_id"]]["inputs"][link["target_slot"]]["link"] == link["id"], link
+        # every socket input of every stage is fed (widgets keep their values)
+        for n in sub["nodes"]:
+            for slot in n["inputs"]:
+                optional = slot["name"] in ("latents", "masks") or slot.get("widget")  # the pick's
+                assert slot["link"] is not None or optional, (n["type"], slot["name"])

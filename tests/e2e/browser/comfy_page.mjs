@@ -17,8 +17,12 @@ export function newResult() {
 }
 
 // Settings a fresh user would otherwise be greeted with (the first-run template browser
-// covers the canvas; the minimap overlaps it).
-const FRESH_USER_SETTINGS = [["Comfy.TutorialCompleted", true], ["Comfy.Minimap.Visible", false]];
+// covers the canvas; the minimap overlaps it), the node renderer each page starts with
+// (the classic canvas, both frontends' default; a driver asks for the Vue one in `settings`)
+// and no disabled extension. Settings live on the server, which a test session shares:
+// every page states its own, whatever a driver before it left.
+const FRESH_USER_SETTINGS = [["Comfy.TutorialCompleted", true], ["Comfy.Minimap.Visible", false],
+                             ["Comfy.VueNodes.Enabled", false], ["Comfy.Extension.Disabled", []]];
 
 export async function waitForApp(page) {
   await page.waitForFunction(() => {

@@ -1,38 +1,19 @@
 // Drives the real ComfyUI frontend in headless Chromium for tests/e2e/test_browser.py.
 //
 //   node drive.mjs <config.json>
-// config: {url, workflow (API prompt), chromium, timeout_s, screenshots: [paths]}
+// config: {url, workflow (API prompt), chromium, timeout_s, screenshots: [paths],
+//          vueScreenshots: [paths] (the views with the Vue node renderer on)}
+// The run happens with the classic canvas renderer; then the Vue renderer ("Nodes 2.0") is
+// switched on, the page reloaded with it on, and switched off again.
 // Prints one line "LOTTS_BROWSER_JSON {...}" with what it saw (comfy_page.mjs); the Python
 // test asserts.
 import { loadWorkflow, newResult, openComfy, readConfig, runDriver, waitForApp } from "./comfy_page.mjs";
+import { VIEW_STATE, persistByClick, queueAndWait, setVueNodes, vueNodesOn, waitViewersReady } from "./lotts_views.mjs";
 
 const cfg = readConfig();
 const TIMEOUT = (cfg.timeout_s ?? 600) * 1000;
 const result = newResult();
 const step = result.step;
-
-const VIEW_STATE = () => {
-  const app = window.comfyAPI.app.app;
-  const out = {};
-  for (const node of app.graph.nodes) {
-    const w = (name) => node.widgets?.find((x) => x.name === name);
-    const v = w("lotts_viewer"), s = w("lotts_scores");
-    if (!v && !s && !node.type.startsWith("LoTTS")) continue;
-    out[node.id] = {
-      type: node.type,
-      viewer: v ? { count: +v.element.dataset.count, index: +v.element.dataset.index,
-                    mode: v.element.dataset.mode, ready: v.element.dataset.ready === "1",
-                    inDom: document.body.contains(v.element),
-                    caption: v.element.querySelector(".lotts-caption")?.textContent } : null,
-      scores: s ? { count: +s.element.dataset.count, inDom: document.body.contains(s.element),
-                    badges: [...s.element.querySelectorAll(".lotts-badge")].map((b) => b.textContent),
-                    values: [...s.element.querySelectorAll(".lotts-badge")].map((b) => +b.dataset.score),
-                    picked: s.element.querySelectorAll(".lotts-picked").length } : null,
-      saved: Object.keys(node.properties ?? {}).filter((k) => k.startsWith("lotts_")),
-    };
-  }
-  return out;
-};
 
 runDriver(cfg, result, async (browser) => {
   step("load");
@@ -46,23 +27,9 @@ runDriver(cfg, result, async (browser) => {
   result.beforeRun = await page.evaluate(VIEW_STATE);
 
   step("run");
-  await page.evaluate(() => {
-    const { api } = window.comfyAPI.api;
-    window.__lotts = { done: false, error: null };
-    api.addEventListener("execution_success", () => { window.__lotts.done = true; });
-    api.addEventListener("execution_error", ({ detail }) => {
-      window.__lotts.done = true;
-      window.__lotts.error = `${detail.node_type}: ${detail.exception_message}`;
-    });
-    return window.comfyAPI.app.app.queuePrompt(0, 1);
-  });
-  await page.waitForFunction(() => window.__lotts.done, null, { timeout: TIMEOUT, polling: 500 });
-  result.runError = await page.evaluate(() => window.__lotts.error);
-  await page.waitForFunction(() => {
-    const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
-      .filter((w) => w.name === "lotts_viewer");
-    return ws.length && ws.every((w) => w.element.dataset.ready === "1");
-  }, null, { timeout: 60000 }).catch(() => {});
+  const run = await queueAndWait(page, TIMEOUT);
+  result.runError = run.error;
+  await waitViewersReady(page);
   result.afterRun = await page.evaluate(VIEW_STATE);
 
   step("controls");
@@ -91,52 +58,54 @@ runDriver(cfg, result, async (browser) => {
   });
 
   step("screenshot");
-  await page.evaluate(() => {
-    // Lay the nodes with views out side by side, at scale 1, for the screenshot.
-    const app = window.comfyAPI.app.app;
-    const order = ["LoTTSDefectLocalizer", "LoTTSVerifierPick", "LoTTSSampler"];
-    let x = 20;
-    for (const t of order) {
-      const n = app.graph.nodes.find((m) => m.type === t);
-      if (!n) continue;
-      n.pos = [x, 20];
-      x += n.size[0] + 40;
-    }
-    let y = 40;
-    for (const n of app.graph.nodes) {
-      if (order.includes(n.type)) continue;
-      n.pos = [x + 40, y];  // the rest: a column to the right (mostly off screen)
-      y += n.size[1] + 40;
-    }
-    app.canvas.ds.scale = 0.8;  // above the frontend's low-quality threshold (0.6)
-    app.canvas.ds.offset = [30, 70];
-    app.graph.setDirtyCanvas(true, true);
-  });
-  await page.waitForTimeout(1500);
+  await layOut(page);
   for (const p of cfg.screenshots ?? []) await page.screenshot({ path: p });
 
+  step("vue-on");
+  // The same views with the Vue node renderer: switched on live, then after a page reload
+  // with it on (the frontend restores the workflow, properties included).
+  await setVueNodes(page, true);
+  await waitViewersReady(page);
+  result.vueOn = { on: await vueNodesOn(page), state: await page.evaluate(VIEW_STATE) };
+  await persistByClick(page);
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await waitForApp(page);
+  await waitViewersReady(page, 30000);
+  await page.waitForTimeout(1000);
+  result.vueReloaded = { on: await vueNodesOn(page), state: await page.evaluate(VIEW_STATE) };
+
+  step("vue-controls");
+  // Real mouse clicks on the viewer's controls (the Vue renderer handles pointer events
+  // on its nodes itself), where the viewer is mounted.
+  const viewer = page.locator(".lotts-root[data-lotts=viewer]").first();
+  if (await viewer.count() && await viewer.isVisible()) {
+    await layOut(page);
+    const index0 = await viewer.getAttribute("data-index");
+    await viewer.locator("button").nth(2).click();
+    await page.waitForFunction((i) => document.querySelector(".lotts-root[data-lotts=viewer]")
+      .dataset.index !== i, index0, { timeout: 10000 }).catch(() => {});
+    const index1 = await viewer.getAttribute("data-index");
+    await viewer.locator("button").nth(1).click();
+    result.vueControls = { index0, index1, mode: await viewer.getAttribute("data-mode") };
+    await viewer.locator("button").nth(1).click();  // back to the mask, for the picture
+    await page.waitForTimeout(1500);
+    for (const p of cfg.vueScreenshots ?? []) await page.screenshot({ path: p });
+  }
+  await setVueNodes(page, false);
+  await waitViewersReady(page, 30000);
+  result.vueOff = { on: await vueNodesOn(page), state: await page.evaluate(VIEW_STATE) };
+
   step("reload");
-  // A real click: the frontend's change tracker (on mouseup) sees the new node properties
-  // and persists the workflow, which it restores on reload.
-  await page.mouse.click(800, 950);
-  await page.waitForTimeout(500);
+  await persistByClick(page);
   const saved = await page.evaluate(() => window.comfyAPI.app.app.graph.serialize());
   await page.reload({ waitUntil: "domcontentloaded" });
   await waitForApp(page);
-  await page.waitForFunction(() => {
-    const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
-      .filter((w) => w.name === "lotts_viewer");
-    return ws.length && ws.every((w) => w.element.dataset.ready === "1");
-  }, null, { timeout: 30000 }).catch(() => {});
+  await waitViewersReady(page, 30000);
   result.afterReloadRestored = await page.evaluate(VIEW_STATE);  // the frontend's own restore
 
   step("reload-workflow");
   await loadWorkflow(page, saved, "lotts_ui_e2e_reloaded.json");
-  await page.waitForFunction(() => {
-    const ws = window.comfyAPI.app.app.graph.nodes.flatMap((n) => n.widgets ?? [])
-      .filter((w) => w.name === "lotts_viewer");
-    return ws.length && ws.every((w) => w.element.dataset.ready === "1");
-  }, null, { timeout: 60000 }).catch(() => {});
+  await waitViewersReady(page);
   result.afterReload = await page.evaluate(VIEW_STATE);
 
   step("no-payload");
@@ -162,3 +131,28 @@ runDriver(cfg, result, async (browser) => {
   });
   step("done");
 });
+
+// Lay the nodes with views out side by side, at a scale that shows them, for a picture.
+async function layOut(page) {
+  await page.evaluate(() => {
+    const app = window.comfyAPI.app.app;
+    const order = ["LoTTSDefectLocalizer", "LoTTSVerifierPick", "LoTTSSampler"];
+    let x = 20;
+    for (const t of order) {
+      const n = app.graph.nodes.find((m) => m.type === t);
+      if (!n) continue;
+      n.pos = [x, 20];
+      x += n.size[0] + 40;
+    }
+    let y = 40;
+    for (const n of app.graph.nodes) {
+      if (order.includes(n.type)) continue;
+      n.pos = [x + 40, y];  // the rest: a column to the right (mostly off screen)
+      y += n.size[1] + 40;
+    }
+    app.canvas.ds.scale = 0.8;  // above the frontend's low-quality threshold (0.6)
+    app.canvas.ds.offset = [30, 70];
+    app.canvas.setDirty(true, true);
+  });
+  await page.waitForTimeout(1500);
+}
