@@ -1,23 +1,29 @@
 """B3: peak memory of attention capture + reduction vs. the attention kernel alone.
 
 At the real attention shapes of the layers the localizer captures, with random tensors
-(no model), batch 3 (the three conditionings of one probe):
+(no full-size model), batch 3 (the three conditionings of one probe), through the real
+dispatch path: ComfyUI's ``optimized_attention`` with the pack's one capture
+(``nodes/attention_capture.AttentionCapture``) installed as ``optimized_attention_override``
+and its forward geometry set as its ``APPLY_MODEL`` wrapper sets it. The capture is made on
+a tiny model of the family (ComfyUI's own classes): only its layout and block counts matter,
+the shapes are the full-size ones below.
 
 * SDXL 1024x1024 at the level the localizer captures (latent/4 = 32x32 = 1024 image
-  tokens), 20 heads x 64: self-attention (attn1, 1024 x 1024) and cross-attention (attn2,
-  to 77 text tokens). "Capture" = the pack's ``UNetRecorder.attn1`` / ``attn2`` (the replace
-  patch the localizer installs: it runs the kernel, then folds the attention into its
-  accumulator).
+  tokens), 20 heads x 64: self-attention (1024 x 1024) and cross-attention (to 77 text
+  tokens), token-major ``(B, L, heads*dim)`` as the U-Net passes them.
 * FLUX 1024x1024: joint attention of 512 text + 4096 image tokens, 24 heads x 128, q/k/v as
-  ``(B, heads, L, dim)`` with ``skip_reshape=True`` as FLUX passes them. "Capture" = the
-  same ComfyUI attention call with the pack's ``DiTRecorder`` installed as
-  ``optimized_attention_override`` (block marked active), i.e. the real dispatch path.
+  ``(B, heads, L, dim)`` with ``skip_reshape=True`` as FLUX passes them.
+* Qwen-Image 1328x1328: joint attention of 256 text + 83x83 = 6889 image tokens, 24 heads x
+  128, token-major ``(B, L, heads*dim)`` as Qwen-Image passes them.
+
+q/k/v are in the model's dtype on the device (``--dtype auto``: SDXL fp16, FLUX and
+Qwen-Image bf16 on a GPU, fp32 on a CPU).
 
 "Kernel alone" = ComfyUI's ``comfy.ldm.modules.attention.optimized_attention`` on the same
 q/k/v. Kernels: ``pytorch`` (SDPA, what ComfyUI picks on NVIDIA and with
 --use-pytorch-cross-attention; the figure the goal is about) and ``default`` (what ComfyUI
 picks on this CPU with no flag: split attention, which itself builds the full
-probability matrix; SDXL only -- at FLUX size it would take GBs).
+probability matrix; SDXL only -- at DiT size it would take GBs).
 
 Memory method (bench_common.PeakMemory): every figure in its own subprocess; the case
 runs once as a warm-up (one-time kernel/thread-pool buffers), everything is freed, the
@@ -44,11 +50,27 @@ from bench_common import (GPU, MIB, PeakMemory, child_result, machine_line,  # n
 GOAL = 1.10
 
 CASES = {
-    "sdxl_self": "SDXL 1024^2 attn1 at latent/4: q/k/v (3, 1024, 20*64)",
-    "sdxl_cross": "SDXL 1024^2 attn2 at latent/4: q (3, 1024, 20*64), k/v (3, 77, 20*64)",
+    "sdxl_self": "SDXL 1024^2 self-attention at latent/4: q/k/v (3, 1024, 20*64)",
+    "sdxl_cross": "SDXL 1024^2 cross-attention at latent/4: q (3, 1024, 20*64), k/v (3, 77, 20*64)",
     "flux_joint": "FLUX 1024^2 double block: q/k/v (3, 24, 512+4096, 128), skip_reshape; "
                   "image->text sliced from the joint softmax",
+    "qwen_joint": "Qwen-Image 1328^2 block: q/k/v (3, 256+6889, 24*128); image->text sliced "
+                  "from the joint softmax, image->image over the 83x83 image tokens",
 }
+
+# (tiny family model, latent (C, [1,] H, W) at full size, text tokens, heads, head dim,
+#  q/k/v passed head-major with skip_reshape)
+SHAPES = {
+    "sdxl_self": ("sdxl", (4, 128, 128), 77, 20, 64, False),
+    "sdxl_cross": ("sdxl", (4, 128, 128), 77, 20, 64, False),
+    "flux_joint": ("flux", (16, 128, 128), 512, 24, 128, True),
+    "qwen_joint": ("qwen_image", (16, 1, 166, 166), 256, 24, 128, False),
+}
+
+
+def _tiny(family):
+    import tiny_backbones
+    return tiny_backbones.model(family)
 
 
 def case_dtype(case: str, choice: str):
@@ -60,7 +82,7 @@ def case_dtype(case: str, choice: str):
         return named[choice]
     if not GPU:
         return torch.float32
-    return torch.bfloat16 if case == "flux_joint" else torch.float16
+    return torch.bfloat16 if case in ("flux_joint", "qwen_joint") else torch.float16
 
 
 def child(case: str, side: str, kernel: str) -> dict:
@@ -69,65 +91,61 @@ def child(case: str, side: str, kernel: str) -> dict:
     import torch
     import comfy.ldm.modules.attention as attention
     import comfy.model_management as mm
-    capture = sys.modules[pack.__name__ + ".nodes.attention_capture"]
+    capture_mod = sys.modules[pack.__name__ + ".nodes.attention_capture"]
     kernel_fn = attention.optimized_attention
-    assert capture.optimized_attention is kernel_fn
     device = mm.get_torch_device()
+    family, latent, txt, heads, dim, head_major = SHAPES[case]
     conds = [0, 1, 2]
-    txt, heads = 77, 20
-    weights = {c: (torch.arange(txt) < 8).float() for c in conds}  # 8 content tokens
+    model = _tiny(family) if side == "capture" else None
 
     dtype = case_dtype(case, os.environ.get("LOTTS_B3_DTYPE", "auto"))
 
-    def make_inputs(txt_f, img_f):
+    def make_inputs(scale):
+        """q/k/v at 1/scale of the image side (the warm-up) or full size."""
+        lat = latent[:-2] + (latent[-2] // scale, latent[-1] // scale)
         g = torch.Generator().manual_seed(0)
-        if case == "flux_joint":
-            shape = (3, 24, txt_f + img_f, 128)
-            return [torch.randn(shape, generator=g).to(device, dtype) for _ in range(3)]
-        nk = 1024 if case == "sdxl_self" else 77
-        return [torch.randn(3, 1024, heads * 64, generator=g).to(device, dtype),
-                torch.randn(3, nk, heads * 64, generator=g).to(device, dtype),
-                torch.randn(3, nk, heads * 64, generator=g).to(device, dtype)]
+        if case.startswith("sdxl"):
+            n = (lat[-2] // 4) * (lat[-1] // 4)
+            nk = n if case == "sdxl_self" else txt
+            return lat, [torch.randn(3, n if i == 0 else nk, heads * dim, generator=g).to(device, dtype)
+                         for i in range(3)]
+        n = txt + -(-lat[-2] // 2) * -(-lat[-1] // 2)
+        shape = (3, heads, n, dim) if head_major else (3, n, heads * dim)
+        return lat, [torch.randn(shape, generator=g).to(device, dtype) for _ in range(3)]
 
     def run(warm_up=False):
-        if case == "flux_joint":
-            # the warm-up runs the same code path at 1/4 of the tokens (it only has to
-            # create one-time buffers; the full size costs a minute per run on 2 cores)
-            txt_f, side_f = (128, 32) if warm_up else (512, 64)
-            q, k, v = make_inputs(txt_f, side_f * side_f)
-            options = {"cond_or_uncond": conds}
-            rec = None
-            if side == "capture":  # the recorder as LoTTS installs it on a FLUX clone
-                w = {c: (torch.arange(txt_f) < 8).float() for c in conds}
-                rec = capture.DiTRecorder(w, (side_f, side_f), 2, [])
-                rec.active = (txt_f, side_f * side_f)  # what its double-block patch sets
-                options["optimized_attention_override"] = rec.override(None)
-            out = kernel_fn(q, k, v, 24, skip_reshape=True, transformer_options=options)
-            return out, rec
-        q, k, v = make_inputs(0, 0)
-        extra = {"n_heads": heads, "cond_or_uncond": conds, "activations_shape": (3, 1280, 32, 32),
-                 "attn_precision": None}
-        if side == "kernel":
-            return kernel_fn(q, k, v, heads, attn_precision=None), None
-        rec = capture.UNetRecorder(weights, (32, 32), 4, [])
-        fn = rec.attn1 if case == "sdxl_self" else rec.attn2
-        return fn(q, k, v, extra), rec
+        lat, (q, k, v) = make_inputs(2 if warm_up else 1)
+        options = {"cond_or_uncond": conds}
+        capture = None
+        if side == "capture":  # the capture as the localizer installs it on a clone
+            weights = {c: {"txt": (torch.arange(txt) < 8).float()} for c in conds}
+            capture = capture_mod.AttentionCapture(model, weights, (1, *lat))
+            x = torch.empty((3, *lat), device="meta")
+            context = torch.empty((3, txt, 1), device="meta")
+            fwd = capture._geometry(x, context, options, {})  # what its APPLY_MODEL wrapper sets
+            if capture.read is not None:  # this call stands for the first block it reads
+                fwd.counts["joint" if not case.startswith("sdxl") else "self"] = capture.read[0]
+            fwd.expect_cross = case == "sdxl_cross"
+            capture._forward = fwd
+            options["optimized_attention_override"] = capture.override(None)
+        out = kernel_fn(q, k, v, heads, skip_reshape=head_major, transformer_options=options)
+        return out, capture
 
     memory = PeakMemory()
     with torch.inference_mode():
-        out, rec = run(warm_up=True)
-        del out, rec
+        out, cap = run(warm_up=True)
+        del out, cap
         memory.start()  # before q/k/v exist: both sides include inputs, output, temporaries
         t = time.perf_counter()
-        out, rec = run()
+        out, cap = run()
         if GPU:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t
         peak = memory.peak()
-        seen = rec.acc.layers_seen if rec is not None else None
+        seen = cap.acc.layers_seen if cap is not None else None
         kept = 0
-        if rec is not None:  # the accumulator's state: kept for the whole probe, not per layer
-            kept = sum(t.numel() * t.element_size() for t in [*rec.acc._cross.values(), rec.acc._self]
+        if cap is not None:  # the accumulator's state: kept for the whole probe, not per layer
+            kept = sum(t.numel() * t.element_size() for t in [*cap.acc._cross.values(), cap.acc._self]
                        if t is not None)
         assert out.shape[0] == 3
     return {"case": case, "side": side, "kernel": kernel, "peak": peak, "base": memory.base,
@@ -148,7 +166,8 @@ def main():
     ap.add_argument("--no-default-kernel", action="store_true",
                     help="skip the informative runs with ComfyUI's CPU default kernel")
     ap.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                    help="q/k/v dtype; auto: SDXL fp16 and FLUX bf16 on a GPU, fp32 on a CPU")
+                    help="q/k/v dtype; auto: SDXL fp16, FLUX and Qwen-Image bf16 on a GPU, "
+                         "fp32 on a CPU")
     a = ap.parse_args()
     os.environ["LOTTS_B3_DTYPE"] = a.dtype  # the subprocesses read it
     if a.child:

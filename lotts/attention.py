@@ -114,6 +114,113 @@ def _self_pool(pool, nq: int, nk: int):
     return (gh, gw), f, f * gw, ph * pw, ph * pw
 
 
+def kernel_mask(mask: torch.Tensor | None, *, per_key_bool: bool = False) -> torch.Tensor | None:
+    """An attention mask as ComfyUI's kernels apply it, as a 4-D tensor that broadcasts
+    against the logits ``(B, heads, Nq, Nk)``.
+
+    The SDPA-style kernels (pytorch, sage, flash, xformers) read a 2-D mask as
+    ``(Nq, Nk)`` and a 3-D one as ``(B, Nq, Nk)``; ``attention_basic`` reads a *boolean*
+    mask as one keep-flag per key (``per_key_bool``: everything after the batch dim
+    flattened). A boolean mask keeps True entries; a float mask is added to the logits.
+    """
+    if mask is None:
+        return None
+    if per_key_bool and mask.dtype == torch.bool:
+        return mask.reshape(mask.shape[0], 1, 1, -1)
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim == 3:
+        mask = mask.unsqueeze(1)
+    if mask.ndim != 4:
+        raise ValueError(f"an attention mask of shape {tuple(mask.shape)} is not 2-, 3- or 4-D")
+    return mask
+
+
+def _masked(logits: torch.Tensor, mask: torch.Tensor | None, h: int, rows: slice) -> torch.Tensor:
+    """``logits`` (B, rows, Nk) of head ``h`` with the 4-D ``mask`` applied, in place."""
+    if mask is None:
+        return logits
+    m = mask[:, h if mask.shape[1] > 1 else 0]
+    m = m[:, rows] if m.shape[1] > 1 else m
+    if m.dtype == torch.bool:
+        return logits.masked_fill_(~m.to(logits.device), float("-inf"))
+    return logits.add_(m.to(logits.device, logits.dtype))
+
+
+def attention_maps(q: torch.Tensor, k: torch.Tensor, heads: int, *,
+                   query_rows: tuple[int, int] | None = None,
+                   key_weights: torch.Tensor | None = None,
+                   self_keys: tuple[int, int] | None = None,
+                   self_out: torch.Tensor | None = None,
+                   self_pool: tuple[tuple[int, int], int] | None = None,
+                   self_weight: float = 1.0, mask: torch.Tensor | None = None,
+                   scale: float | None = None,
+                   max_chunk_elements: int | None = None) -> torch.Tensor | None:
+    """The two maps LoTTS reads out of one attention call, as the model computes it.
+
+    ``q``/``k`` are ``(B, N, heads*dim)`` or ``(B, heads, N, dim)`` (both layouts the host
+    uses), the whole call's queries and keys; ``mask`` the call's mask as
+    :func:`kernel_mask` returns it. Only the image queries ``query_rows = (a, b)`` (default
+    all) are read:
+
+    * image->text, when ``key_weights`` ``(Nk,)`` or ``(B, Nk)`` is given -- weights that
+      sum to 1 over the content text keys, 0 on every other key:
+
+          CA[b, i] = (1/H) sum_h sum_m softmax_m(q_h k_h^T * scale + mask)[i, m] * w[b, m]
+
+      sliced out of the softmax over *all* the call's keys (a joint attention's text share
+      differs between prompts); returned ``(B, b - a)``;
+    * image->image, when ``self_out`` is given: the softmax renormalised over the image
+      keys ``self_keys = (a, b)`` alone -- propagation needs rows that are distributions, and
+      text, reference, register and padding keys are not positions of the image -- added
+      (times ``self_weight / heads``) into ``self_out``, pooled by ``self_pool = ((h, w), f)``
+      as :func:`head_mean_attention` describes.
+
+    Computed one head and one block of query rows at a time, so the temporaries are
+    bounded by ``max_chunk_elements`` whatever the head count (:func:`_row_blocks`).
+    """
+    qh, kh = _heads_view(q, heads), _heads_view(k, heads)
+    _check_qk(qh, kh, q, k)
+    b, _, nq_all, dim = qh.shape
+    nk = kh.shape[2]
+    qa, qb = query_rows if query_rows is not None else (0, nq_all)
+    nq = qb - qa
+    scale = dim ** -0.5 if scale is None else scale
+    ka, kb = self_keys if self_keys is not None else (0, nk)
+    grid, f, row_block, out_q, out_k = _self_pool(self_pool, nq, kb - ka)
+    if self_out is not None and self_out.shape != (b, out_q, out_k):
+        raise ValueError(f"self_out has shape {tuple(self_out.shape)}, expected {(b, out_q, out_k)}")
+    w, wa, wb = None, 0, nk
+    if key_weights is not None:
+        # checked where the weights are (the host, in a probe) and copied without waiting:
+        # a value read or a blocking copy on the device would stall the model's forward at
+        # every captured layer
+        w = key_weights.float()
+        w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
+        if w.shape != (b, nk):
+            raise ValueError(f"key weights {tuple(key_weights.shape)} do not match the {nk} keys "
+                             "of the attention")
+        used = (w != 0).any(0).nonzero().flatten()  # only the weighted keys' columns are read
+        if used.numel():
+            wa, wb = int(used[0]), int(used[-1]) + 1
+        w = w[:, wa:wb].unsqueeze(-1).to(q.device, non_blocking=True)  # (B, weighted keys, 1)
+    cross = torch.zeros(b, nq, dtype=torch.float32, device=q.device) if w is not None else None
+    rows = _row_blocks(b, nq, nk, row_block, qh[:, 0, qa:qb].numel() * heads, max_chunk_elements)
+    for h in range(heads):
+        k_h = kh[:, h].float()
+        for start in range(0, nq, rows):
+            q_h = qh[:, h, qa + start:qa + min(nq, start + rows)].float()
+            logits = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale)
+            logits = _masked(logits, mask, h, slice(qa + start, qa + start + q_h.shape[1]))
+            if w is not None:
+                cross[:, start:start + q_h.shape[1]] += torch.bmm(
+                    logits.softmax(dim=-1)[..., wa:wb], w).squeeze(-1) / heads
+            if self_out is not None:
+                _add_rows(self_out, logits[..., ka:kb].softmax(dim=-1), start, grid, f,
+                          self_weight / heads)
+    return cross
+
+
 def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
                         out: torch.Tensor | None = None, weight: float = 1.0,
                         scale: float | None = None, pool: tuple[tuple[int, int], int] | None = None,
@@ -122,10 +229,9 @@ def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
 
         A[b, i, j] += weight * (1/H) * sum_h softmax_j(q_h[b, i] . k_h[b, j] * scale)
 
-    ``q``/``k`` are ``(B, N, heads*dim)`` or ``(B, heads, N, dim)`` (both layouts the host
-    uses). Computed one head and one block of query rows at a time, so the temporary
-    memory is bounded by ``max_chunk_elements`` whatever the head count; only ``out``
-    (float32) is kept. ``scale`` defaults to 1/sqrt(dim), as in the model.
+    ``q``/``k`` are ``(B, N, heads*dim)`` or ``(B, heads, N, dim)``. Computed one head and
+    one block of query rows at a time (:func:`attention_maps`); only ``out`` (float32) is
+    kept. ``scale`` defaults to 1/sqrt(dim), as in the model.
 
     ``pool=((h, w), f)``: queries and keys are positions of an h x w grid (self-attention)
     and the result is kept on the ceil(h/f) x ceil(w/f) grid -- keys summed, queries
@@ -135,22 +241,12 @@ def head_mean_attention(q: torch.Tensor, k: torch.Tensor, heads: int, *,
     """
     qh, kh = _heads_view(q, heads), _heads_view(k, heads)
     _check_qk(qh, kh, q, k)
-    b, _, nq, dim = qh.shape
-    nk = kh.shape[2]
-    scale = dim ** -0.5 if scale is None else scale
-    grid, f, row_block, out_q, out_k = _self_pool(pool, nq, nk)
+    b, nq, nk = qh.shape[0], qh.shape[2], kh.shape[2]
+    _, _, _, out_q, out_k = _self_pool(pool, nq, nk)
     if out is None:
         out = torch.zeros((b, out_q, out_k), dtype=torch.float32, device=q.device)
-    elif out.shape != (b, out_q, out_k):
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(b, out_q, out_k)}")
-    rows = _row_blocks(b, nq, nk, row_block, q.numel(), max_chunk_elements)
-    factor = weight / heads
-    for h in range(heads):
-        k_h = kh[:, h].float()
-        for start in range(0, nq, rows):
-            q_h = qh[:, h, start:start + rows].float()
-            probs = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale).softmax(dim=-1)
-            _add_rows(out, probs, start, grid, f, factor)
+    attention_maps(q, k, heads, self_out=out, self_pool=pool, self_weight=weight, scale=scale,
+                   max_chunk_elements=max_chunk_elements)
     return out
 
 
@@ -164,59 +260,42 @@ def _add_rows(out: torch.Tensor, probs: torch.Tensor, start: int, grid, f: int,
     out[:, start:start + probs.shape[1]].add_(probs, alpha=factor)
 
 
+def normalized_weights(token_weights: torch.Tensor) -> torch.Tensor:
+    """Token weights scaled to sum to 1 (per row); refused when they select no token."""
+    w = token_weights.float()
+    total = w.sum(dim=-1, keepdim=True)
+    if (total <= 0).any():
+        raise ValueError("token_weights select no token: the prompt has no content tokens")
+    return w / total
+
+
 def joint_attention_maps(q_img: torch.Tensor, k: torch.Tensor, txt: int, heads: int,
                          token_weights: torch.Tensor, *, self_out: torch.Tensor | None = None,
                          self_pool: tuple[tuple[int, int], int] | None = None,
                          scale: float | None = None,
                          max_chunk_elements: int | None = None) -> torch.Tensor:
-    """Image->text and image->image attention out of one *joint* attention (DiTs).
-
-    A DiT's joint attention is one softmax over ``[text, image]`` keys. The image->text
-    map is sliced out of that softmax, as the model computes it:
-
-        CA[b, i] = (1/H) sum_h sum_m softmax([k_txt, k_img])[i, m] * w[m] / sum_m w[m]
-
-    (m over the ``txt`` text keys) -- so it carries the share of attention each image
-    position gives to text at all, which differs between prompts. The image->image part
-    is renormalised over the image keys alone, ``softmax(k_img)``, because propagation
-    (``SA @ CA``) needs rows that are distributions; it is added into ``self_out``
-    (pooled by ``self_pool`` as in :func:`head_mean_attention`) when given.
+    """Image->text and image->image attention out of one *joint* attention over
+    ``[text, image]`` keys (:func:`attention_maps` with the text first).
 
     ``q_img`` holds the image queries ``(B, heads, N_img, dim)`` (or token-major), ``k``
-    all keys, text first. Row blocks keep the temporaries bounded as in
-    :func:`head_mean_attention`. Returns CA ``(B, N_img)``.
+    all keys, text first; ``token_weights`` ``(txt,)`` or ``(B, txt)``. Image->text is
+    sliced out of the joint softmax; image->image is renormalised over the image keys and
+    added into ``self_out`` (pooled by ``self_pool``) when given. Returns CA ``(B, N_img)``.
     """
     qh, kh = _heads_view(q_img, heads), _heads_view(k, heads)
     _check_qk(qh, kh, q_img, k)
-    b, _, nq, dim = qh.shape
-    nk = kh.shape[2]
+    b, nq, nk = qh.shape[0], qh.shape[2], kh.shape[2]
     if nk != txt + nq:
         raise ValueError(f"joint attention has {nk} keys, expected {txt} text + {nq} image")
-    scale = dim ** -0.5 if scale is None else scale
-    w = token_weights.float()  # checked on the host, copied without waiting: see cross_attention_map
+    w = token_weights.float()
     w = w.unsqueeze(0).expand(b, -1) if w.ndim == 1 else w
     if w.shape != (b, txt):
         raise ValueError(f"token_weights {tuple(token_weights.shape)} do not match the {txt} "
                          "text tokens of the joint attention")
-    total = w.sum(dim=1, keepdim=True)
-    if (total <= 0).any():
-        raise ValueError("token_weights select no token: the prompt has no content tokens")
-    w = (w / total).unsqueeze(-1).to(q_img.device, non_blocking=True)  # (B, txt, 1)
-    grid, f, row_block, out_q, out_k = _self_pool(self_pool, nq, nq)
-    if self_out is not None and self_out.shape != (b, out_q, out_k):
-        raise ValueError(f"self_out has shape {tuple(self_out.shape)}, expected {(b, out_q, out_k)}")
-    cross = torch.zeros(b, nq, dtype=torch.float32, device=q_img.device)
-    rows = _row_blocks(b, nq, nk, row_block, q_img.numel(), max_chunk_elements)
-    for h in range(heads):
-        k_h = kh[:, h].float()
-        for start in range(0, nq, rows):
-            q_h = qh[:, h, start:start + rows].float()
-            logits = torch.bmm(q_h, k_h.transpose(1, 2)).mul_(scale)
-            cross[:, start:start + q_h.shape[1]] += torch.bmm(
-                logits.softmax(dim=-1)[..., :txt], w).squeeze(-1) / heads
-            if self_out is not None:
-                _add_rows(self_out, logits[..., txt:].softmax(dim=-1), start, grid, f, 1 / heads)
-    return cross
+    w = torch.nn.functional.pad(normalized_weights(w), (0, nq))
+    return attention_maps(q_img, k, heads, key_weights=w, self_keys=(txt, nk),
+                          self_out=self_out, self_pool=self_pool, scale=scale,
+                          max_chunk_elements=max_chunk_elements)
 
 
 def fold_repeated_keys(probs: torch.Tensor, tokens: int) -> torch.Tensor:
@@ -236,6 +315,22 @@ def fold_repeated_keys(probs: torch.Tensor, tokens: int) -> torch.Tensor:
         raise ValueError(f"{m} text keys are not a whole repetition of the prompt's "
                          f"{tokens} tokens")
     return probs.view(b, n, m // tokens, tokens).sum(dim=2)
+
+
+def repeated_key_weights(token_weights: torch.Tensor, keys: int) -> torch.Tensor:
+    """The weights of a prompt's tokens over ``keys`` text keys that hold it repeated
+    whole (ComfyUI's batching of conditionings of different lengths,
+    ``CONDCrossAttn.concat``: 77 tokens become 154 beside a 154-token prompt).
+
+    Repeated keys split each token's attention evenly over its copies and leave the
+    model's output unchanged, so giving every copy the token's whole weight gives exactly
+    the map of the conditioning evaluated alone (:func:`fold_repeated_keys` says the same of the
+    probabilities)."""
+    tokens = token_weights.shape[-1]
+    if keys % tokens:
+        raise ValueError(f"{keys} text keys are not a whole repetition of the prompt's "
+                         f"{tokens} tokens")
+    return token_weights.float().repeat(*([1] * (token_weights.ndim - 1)), keys // tokens)
 
 
 def cross_attention_map(probs: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
@@ -325,16 +420,40 @@ class AttentionAccumulator:
             self._cross[key] = ca
             self._cross_n[key] = 1
 
+    def add_call(self, key, q: torch.Tensor, k: torch.Tensor, heads: int, *,
+                 grid: tuple[int, int], query_rows: tuple[int, int] | None = None,
+                 key_weights: torch.Tensor | None = None,
+                 self_keys: tuple[int, int] | None = None, mask: torch.Tensor | None = None,
+                 with_self: bool = False) -> None:
+        """Fold one attention call into the running means (:func:`attention_maps`).
+
+        ``query_rows`` / ``self_keys``: where the image's ``grid`` positions sit among the
+        call's queries / keys (default: all of them). ``key_weights`` ``(Nk,)`` or
+        ``(B, Nk)``: the share of each key in conditioning ``key``'s image->text map (0 on
+        every key that is not one of its content tokens; :func:`normalized_weights` of its
+        tokens, :func:`repeated_key_weights` when the keys repeat them) -- the map is folded
+        in when given. ``with_self``: the image->image attention is folded in too."""
+        self_out = pool = None
+        if with_self:
+            pool = self._self_target(q, grid)
+            self_out = self._self
+        ca = attention_maps(q, k, heads, query_rows=query_rows, key_weights=key_weights,
+                            self_keys=self_keys, self_out=self_out, self_pool=pool, mask=mask)
+        if ca is not None:
+            self._fold_in(key, self._to_grid(ca.view(-1, *grid), grid))
+        if with_self:
+            self._self_n += 1
+
     def add_cross(self, key, q: torch.Tensor, k: torch.Tensor, heads: int,
                   token_weights: torch.Tensor, grid: tuple[int, int]) -> None:
         """Fold one layer's image->text attention for conditioning ``key`` into its mean.
 
         ``k`` may hold the prompt's tokens repeated whole (ComfyUI's batching of
-        conditionings of different lengths): see :func:`fold_repeated_keys`.
+        conditionings of different lengths): see :func:`repeated_key_weights`.
         """
-        probs = fold_repeated_keys(head_mean_attention(q, k, heads), token_weights.shape[-1])
-        ca = cross_attention_map(probs, token_weights).view(-1, *grid)
-        self._fold_in(key, self._to_grid(ca, grid))
+        self.add_call(key, q, k, heads, grid=grid,
+                      key_weights=repeated_key_weights(normalized_weights(token_weights),
+                                                       k.shape[-2] if k.ndim == 4 else k.shape[1]))
 
     def _self_target(self, q: torch.Tensor, grid: tuple[int, int]):
         """The running self-attention sum and the pooling for a layer at ``grid``."""
@@ -353,25 +472,21 @@ class AttentionAccumulator:
     def add_self(self, q: torch.Tensor, k: torch.Tensor, heads: int,
                  grid: tuple[int, int]) -> None:
         """Fold one layer's image->image attention into the running mean, in place."""
-        pool = self._self_target(q, grid)
-        head_mean_attention(q, k, heads, out=self._self, pool=pool)
-        self._self_n += 1
+        self.add_call(None, q, k, heads, grid=grid, with_self=True)
 
     def add_joint(self, key, q_img: torch.Tensor, k: torch.Tensor, txt: int, *, heads: int,
                   token_weights: torch.Tensor, grid: tuple[int, int],
                   with_self: bool) -> None:
-        """Fold one joint-attention layer (DiT): image->text for ``key`` sliced from the
-        joint softmax, and (``with_self``) image->image renormalised over image keys.
-        See :func:`joint_attention_maps`."""
-        self_out = pool = None
-        if with_self:
-            pool = self._self_target(q_img, grid)
-            self_out = self._self
-        ca = joint_attention_maps(q_img, k, txt, heads, token_weights, self_out=self_out,
-                                  self_pool=pool)
-        self._fold_in(key, self._to_grid(ca.view(-1, *grid), grid))
-        if with_self:
-            self._self_n += 1
+        """Fold one joint-attention layer over ``[text, image]`` keys: image->text for
+        ``key`` sliced from the joint softmax, and (``with_self``) image->image
+        renormalised over the image keys. ``q_img``: the image queries only."""
+        nk = k.shape[-2] if k.ndim == 4 else k.shape[1]
+        if token_weights.shape[-1] != txt:
+            raise ValueError(f"token_weights {tuple(token_weights.shape)} do not match the "
+                             f"{txt} text tokens of the joint attention")
+        w = torch.nn.functional.pad(normalized_weights(token_weights), (0, nk - txt))
+        self.add_call(key, q_img, k, heads, grid=grid, key_weights=w, self_keys=(txt, nk),
+                      with_self=with_self)
 
     def cross_keys(self) -> list:
         """The conditionings whose cross-attention was captured."""

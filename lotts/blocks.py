@@ -8,11 +8,13 @@ attend to texture, coarser ones are too blurred to place a hand or a face. Its
 self-attention is also small enough to keep (N^2 with N = latent_pixels / 16). Models
 without attention at 1/4 use their coarsest level below it.
 
-DiTs (FLUX, SD3/3.5): the second half of the double-stream (FLUX) / joint (SD3) blocks.
-Early blocks still mix mostly positional information; the late double blocks are where
-text tokens bind to image regions (the layers attention-map work on FLUX averages, e.g.
-ConceptAttention), while FLUX's single-stream blocks mix text and image tokens into one
-stream and are left out.
+DiTs: the second half of the double-stream / joint blocks (FLUX, SD3, Qwen-Image, HiDream,
+HunyuanImage, AuraFlow, Chroma), of the main layers of single-stream models (Lumina 2,
+OmniGen2) and of Cosmos Predict2's blocks. Early blocks still mix mostly positional
+information; the late double blocks are where text tokens bind to image regions (the
+layers attention-map work on FLUX averages, e.g. ConceptAttention), while single-stream
+blocks that follow double-stream ones mix text and image tokens into one stream and are
+left out. Which module list that is, per family, is a fact in lotts/layouts.py.
 """
 
 from __future__ import annotations

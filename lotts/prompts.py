@@ -119,3 +119,25 @@ def phrase_positions(ids: list, content, phrases: list[list]) -> list[float]:
                     out[i] = 1.0
     return out
 
+
+
+def prompt_span(tokens: list, around: list) -> tuple[int, int]:
+    """Where a prompt's own tokens are among ``tokens``, what a tokenizer made of the prompt
+    inside its template, given ``around``, what it made of the template around an empty
+    prompt: ``(start, end)`` between their longest common prefix and suffix.
+
+    Text encoders wrap the prompt: CLIP in start / end / padding tokens, LLM encoders
+    (Qwen-Image, OmniGen2, HunyuanImage) in a chat template with a system prompt. What the
+    template adds is the same whatever the prompt, so it is the common prefix and suffix;
+    the prompt is what lies between (the caller still drops tokens that are not words, such
+    as a CLIP chunk's inner start and end tokens). The suffix is never allowed to overlap
+    the prefix.
+    """
+    n = min(len(tokens), len(around))
+    start = 0
+    while start < n and tokens[start] == around[start]:
+        start += 1
+    tail = 0
+    while tail < n - start and tokens[-1 - tail] == around[-1 - tail]:
+        tail += 1
+    return start, len(tokens) - tail

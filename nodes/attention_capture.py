@@ -1,48 +1,46 @@
-"""Capturing a model's attention during one probe pass, through ComfyUI's patch API.
+"""Capturing a model's attention during one probe pass -- one capture for every backbone.
 
-All patches are set on a ``model.clone()`` (never on the user's MODEL). Every patch
-returns the ordinary attention output computed by ComfyUI's own kernel (the model's
-behaviour is unchanged) and folds the attention probabilities into an
-:class:`lotts.attention.AttentionAccumulator` -- a running reduction, so nothing is kept
-per layer or per head. Maps are kept on the latent/4 grid for every backbone.
+Everything is set on a ``model.clone()`` (never on the user's MODEL):
 
-U-Net (SD1.x, SD2.x, SDXL) -- attn1/attn2 *replace* patches on the chosen blocks.
-DiT (FLUX, SD3/3.5) -- text and image tokens share one joint attention ([txt, img]).
-A "dit" double-block replace patch marks which block is running (and how many text and
-image tokens it has); an ``optimized_attention_override`` sees that block's q/k and
-slices image->text (cross) and image->image (self) attention out of it.
-Which blocks is a method choice: lotts/blocks.py. Self-attention at the DiT's latent/2
-token grid is pooled 2x2 on the fly onto the latent/4 grid: 4096 image tokens at 1024px
-become a 1024 x 1024 matrix.
+* an ``APPLY_MODEL`` wrapper sees each forward's inputs and sets its geometry -- image
+  tokens from the latent and the patch size, text tokens from the conditioning,
+  reference tokens from the reference latents, which batch chunk is which conditioning
+  (``cond_or_uncond``);
+* ComfyUI's ``optimized_attention_override`` (comfy/ldm/modules/attention.py,
+  ``wrap_attn``) sees every attention call of the forward with its q/k after RoPE, q/k-norm
+  and head expansion, and its mask. It runs the kernel (chaining an override another node
+  set), so the model's output is unchanged, classifies the call by token accounting and,
+  for the calls the method reads, folds the attention into a
+  :class:`lotts.attention.AttentionAccumulator` -- a running reduction, nothing is kept per
+  layer or per head.
+
+Which token is what in each family's calls is data (lotts/layouts.py); which layers are
+read is a method choice (lotts/blocks.py). Maps are kept on the grid of one cell per 32
+image pixels (latent/4 for the 8x VAEs) for every backbone. After each forward the calls
+seen are checked against the layout: a model whose calls do not match (another node
+skipping blocks, a ComfyUI change) is refused with its class named, never read wrongly.
 """
 
 from __future__ import annotations
 
 import torch
 
+import comfy.patcher_extension
 import comfy.samplers
-from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
+from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
-from ..lotts.attention import AttentionAccumulator, pooled_size
-from ..lotts.blocks import choose_unet_blocks, dit_capture_blocks
+from ..lotts.attention import AttentionAccumulator, kernel_mask, normalized_weights, pooled_size
+from ..lotts.attention import repeated_key_weights
+from ..lotts.blocks import choose_unet_blocks
+from ..lotts.layouts import (Layout, classify, layout_for, read_range, segment_ranges,
+                             supported_families, token_grid)
+
+WRAPPER_KEY = "lotts_attention_capture"
 
 
 def is_unet(diffusion_model) -> bool:
     return all(hasattr(diffusion_model, a) for a in ("input_blocks", "middle_block", "output_blocks"))
-
-
-def dit_blocks(diffusion_model) -> list[int] | None:
-    """Indices of the joint-attention blocks to capture on a DiT, or None if not a DiT."""
-    blocks = getattr(diffusion_model, "double_blocks", None)  # FLUX
-    if blocks is None:
-        blocks = getattr(diffusion_model, "joint_blocks", None)  # SD3 / SD3.5 (MMDiT)
-    if blocks is None or len(blocks) == 0:
-        return None
-    if any(getattr(b, "flipped_img_txt", False) for b in blocks):
-        raise ValueError("this DiT orders image tokens before text tokens; the localizer "
-                         "supports FLUX and SD3-style [text, image] joint attention.")
-    return dit_capture_blocks(len(blocks))
 
 
 def unet_attention_blocks(diffusion_model) -> list[tuple[str, int, int]]:
@@ -78,143 +76,270 @@ def downsampled(size: tuple[int, int], factor: int) -> tuple[int, int]:
     return h, w
 
 
-class UNetRecorder:
-    """Receives attn1 (self) and attn2 (cross) calls of the chosen U-Net blocks.
+def model_layout(model) -> Layout:
+    """The attention layout of ``model`` (a ModelPatcher), or a refusal naming its class."""
+    inner = model.model
+    dm = model.get_model_object("diffusion_model")
+    names = [c.__name__ for c in type(inner).__mro__]
+    layout = layout_for(names, type(dm).__name__)
+    what = f"{type(inner).__name__} (diffusion model {type(dm).__name__})"
+    if layout is None:
+        raise ValueError(f"LoTTS Defect Localizer cannot read the attention of this MODEL, a "
+                         f"{what}: it has no attention layout for it. Supported: "
+                         f"{'; '.join(supported_families())}.")
+    if layout.refused:
+        raise ValueError(f"LoTTS Defect Localizer cannot localize {layout.family} ({what}): "
+                         f"{layout.refused}.")
+    return layout
 
-    ``token_weights[c]`` is the content-token mask of conditioning c (c indexes the list
-    of conditionings given to the probe, which ComfyUI reports per batch chunk in
-    ``cond_or_uncond``). Self-attention is kept for conditioning 0 (the user's prompt)
+
+def _heads(args, kwargs) -> tuple:
+    """(q, k, heads, mask) of an attention kernel call, q and k as (B, heads, N, dim)
+    views whichever layout the model passed (``skip_reshape``)."""
+    q, k = args[0], args[1]
+    heads = args[3] if len(args) > 3 else kwargs.get("heads", kwargs.get("num_heads"))
+    mask = args[4] if len(args) > 4 else kwargs.get("mask")
+    skip = args[6] if len(args) > 6 else kwargs.get("skip_reshape", False)
+    if not skip:  # (B, N, heads*dim) -> (B, heads, N, dim), a view
+        q = q.view(q.shape[0], q.shape[1], heads, -1).transpose(1, 2)
+        k = k.view(k.shape[0], k.shape[1], heads, -1).transpose(1, 2)
+    return q, k, heads, mask
+
+
+class Forward:
+    """One model forward: its geometry and what its attention calls were."""
+
+    def __init__(self, conds, lengths: dict, grid: tuple[int, int], full: bool):
+        self.conds, self.lengths, self.grid, self.full = list(conds), lengths, grid, full
+        self.counts = {"joint": 0, "self": 0, "cross": 0, "other": 0}
+        self.unknown: list[tuple[int, int]] = []
+        self.seen = 0
+        self.expect_cross = False
+        self.replaced: list[str] = []  # kinds of replace patches other nodes set
+
+
+class AttentionCapture:
+    """Reads the attention of one probe on any supported backbone (see the module doc).
+
+    ``token_weights[c]``: per conditioning c (its index among the probe's conditionings,
+    which ComfyUI reports per batch chunk in ``cond_or_uncond``) the content-token weights
+    of each text segment of the layout, ``{segment: (tokens,) tensor}`` (a tensor alone is
+    the ``txt`` segment). Self-attention is kept for conditioning 0 (the user's prompt)
     only: it describes the image's own structure, which is what propagation needs.
 
-    ``grid`` is the chosen level's token grid for the whole latent. A call at another
-    grid comes from an area-restricted conditioning entry (ComfyUI crops the latent to
-    the area): it is not recorded, since its positions are not the image's.
+    ``factor``: latent pixels per kept grid cell; the kept grid covers the latent padded
+    up to ``grid * factor`` (lotts.localize.grid_to_latent crops it). A forward whose
+    latent is not the whole probe latent (an area-restricted conditioning entry: ComfyUI
+    crops the latent to the area) is counted but not read: its positions are not the
+    image's.
     """
 
-    attention = "cross"
+    def __init__(self, model, token_weights: dict, latent_shape):
+        self.layout = layout = model_layout(model)
+        self.model_class = type(model.model).__name__
+        dm = model.get_model_object("diffusion_model")
+        self.token_weights = {c: w if isinstance(w, dict) else {"txt": w}
+                              for c, w in token_weights.items()}
+        self.latent_hw = tuple(int(s) for s in latent_shape[-2:])
+        self.attention = "joint" if layout.attention == "joint" else "cross"
+        self.unet = layout.read is None and is_unet(dm)
+        if self.unet:
+            chosen, self.level = choose_unet_blocks(unet_attention_blocks(dm))
+            self.blocks = [f"{name} {idx}" for name, idx in chosen]
+            self.grid = downsampled(self.latent_hw, self.level)
+            pool = 1
+            self.factor = self.level
+            self.expected = sum(isinstance(m, BasicTransformerBlock)
+                                for name, idx in chosen for m in _unet_block(dm, name, idx).modules())
+            self.read = None
+        else:
+            self.grid = token_grid(self.latent_hw, layout.patch)
+            pool = layout.pool
+            self.factor = layout.patch * pool
+            counts = {name: len(getattr(dm, name)) for name in layout.blocks}
+            self.expected = sum(counts.values())
+            self.read = read_range(counts, layout)
+            first = self.read[0] - (self.read[1] - counts[layout.read])
+            self.blocks = [f"{layout.read} {i}" for i in range(first, counts[layout.read])]
+        self.acc = AttentionAccumulator(pooled_size(self.grid, pool))
+        self.calls_seen = 0
+        self._forward: Forward | None = None
 
-    def __init__(self, token_weights: dict[int, torch.Tensor], grid: tuple[int, int],
-                 factor: int, blocks: list[tuple[str, int]]):
-        self.token_weights = token_weights
-        self.grid, self.factor = tuple(grid), factor
-        self.blocks = [f"{name} {idx}" for name, idx in blocks]
-        self.acc = AttentionAccumulator(self.grid)
+    # --- wiring -------------------------------------------------------------------------
 
-    def _chunks(self, q, k, extra_options):
-        conds = extra_options["cond_or_uncond"]
-        if tuple(extra_options["activations_shape"][-2:]) != self.grid:
-            return []
-        return list(zip(conds, q.chunk(len(conds)), k.chunk(len(conds))))
-
-    def attn1(self, q, k, v, extra_options):
-        out = optimized_attention(q, k, v, extra_options["n_heads"],
-                                  attn_precision=extra_options.get("attn_precision"))
-        for c, qc, kc in self._chunks(q, k, extra_options):
-            if c == 0:
-                self.acc.add_self(qc, kc, extra_options["n_heads"], self.grid)
-        return out
-
-    def attn2(self, q, k, v, extra_options):
-        out = optimized_attention(q, k, v, extra_options["n_heads"],
-                                  attn_precision=extra_options.get("attn_precision"))
-        for c, qc, kc in self._chunks(q, k, extra_options):
-            self.acc.add_cross(c, qc, kc, extra_options["n_heads"], self.token_weights[c],
-                               self.grid)
-        return out
-
-    def patch(self, model_clone, blocks) -> None:
-        for name, idx in blocks:
-            model_clone.set_model_attn1_replace(self.attn1, name, idx)
-            model_clone.set_model_attn2_replace(self.attn2, name, idx)
-
-
-class DiTRecorder:
-    """Slices image->text and image->image attention out of a DiT's joint attention.
-
-    ``image_grid`` is the DiT's token grid (latent/2: patch size 2, padded up); maps are
-    kept on it pooled by 2 (ceil), the latent/4 grid every backbone localizes on.
-    Image->text comes from the joint softmax over [text, image] keys, as the model
-    computes it; image->image is renormalised over the image keys
-    (lotts.attention.joint_attention_maps says why).
-    """
-
-    attention = "joint"
-
-    def __init__(self, token_weights: dict[int, torch.Tensor], image_grid: tuple[int, int],
-                 patch: int = 2, blocks: list[int] = ()):
-        self.token_weights = token_weights
-        self.image_grid = tuple(image_grid)
-        self.acc = AttentionAccumulator(pooled_size(self.image_grid, 2))
-        self.factor = 2 * patch
-        self.blocks = [f"joint {i}" for i in blocks]
-        self.active: tuple[int, int] | None = None
-
-    def block(self, args, extra):
-        """dit double-block replace: mark the block as captured while it runs."""
-        self.active = (args["txt"].shape[1], args["img"].shape[1])
-        try:
-            return extra["original_block"](args)
-        finally:
-            self.active = None
-
-    def override(self, previous):
-        """optimized_attention_override: keep the output (chaining any earlier override)."""
-        def attention(func, *args, **kwargs):
-            out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
-            if self.active is not None:
-                self._capture(*args, **kwargs)
-            return out
-        return attention
-
-    def _capture(self, q, k, v, heads=None, *rest, skip_reshape=False, transformer_options=None, **kw):
-        heads = heads if heads is not None else kw.get("heads")
-        txt, img = self.active
-        q4 = q if skip_reshape else q.view(q.shape[0], q.shape[1], heads, -1).transpose(1, 2)
-        k4 = k if skip_reshape else k.view(k.shape[0], k.shape[1], heads, -1).transpose(1, 2)
-        if q4.shape[2] != txt + img:
-            return  # not the joint attention (e.g. SD3.5's extra image-only attention)
-        if img != self.image_grid[0] * self.image_grid[1]:
-            return  # an area-restricted conditioning entry: not the whole image
-        conds = (transformer_options or {}).get("cond_or_uncond", [0])
-        for c, qc, kc in zip(conds, q4.chunk(len(conds)), k4.chunk(len(conds))):
-            w = self.token_weights[c]
-            if w.shape[0] != txt:
-                raise RuntimeError(f"conditioning {c} has {txt} text tokens in the joint "
-                                   f"attention but its prompt tokenized to {w.shape[0]}")
-            self.acc.add_joint(c, qc[:, :, txt:], kc, txt, heads=heads, token_weights=w,
-                               grid=self.image_grid, with_self=c == 0)
-
-    def patch(self, model_clone, blocks) -> None:
-        for i in blocks:
-            model_clone.set_model_patch_replace(self.block, "dit", "double_block", i)
+    def patch(self, model_clone, blocks=None) -> None:
+        """Install the capture on ``model_clone`` (chaining an attention override that is
+        already set there). ``blocks`` is accepted for the callers of the per-family
+        recorders this replaced; the layout decides what is read."""
+        # in the options (not the patcher's own wrappers), so the options alone carry the
+        # whole capture; a closure, not a bound method: ModelPatcher.clone() deep-copies
+        # the options, which would copy this capture with a bound method
+        comfy.patcher_extension.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
+            lambda executor, *args, **kwargs: self.apply_model(executor, *args, **kwargs),
+            model_clone.model_options, is_model_options=True)
         options = model_clone.model_options.setdefault("transformer_options", {})
         options["optimized_attention_override"] = self.override(
             options.get("optimized_attention_override"))
 
+    def apply_model(self, executor, *args, **kwargs):
+        """APPLY_MODEL wrapper, called as BaseModel.apply_model is: ``(x, t, c_concat,
+        c_crossattn, control, transformer_options, **extra_conds)``. Sets the forward's
+        geometry while it runs, then checks its calls."""
+        names = ("x", "t", "c_concat", "c_crossattn", "control", "transformer_options")
+        given = dict(zip(names, args))
+        extra = {k: v for k, v in kwargs.items() if k not in names}
+        fwd = self._geometry(given.get("x", kwargs.get("x")),
+                             given.get("c_crossattn", kwargs.get("c_crossattn")),
+                             given.get("transformer_options", kwargs.get("transformer_options")) or {},
+                             extra)
+        self._forward = fwd
+        try:
+            out = executor(*args, **kwargs)
+        finally:
+            self._forward = None
+            self.calls_seen += fwd.seen
+        self._check(fwd)
+        return out
 
-def make_recorder(model, token_weights: dict[int, torch.Tensor], latent_shape):
-    """The recorder for ``model``'s backbone and the blocks it patches.
+    def override(self, previous):
+        """optimized_attention_override: the kernel's output, unchanged; the call read."""
+        def attention(func, *args, **kwargs):
+            out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+            if self._forward is not None:
+                self._call(self._forward, func, args, kwargs)
+            return out
+        return attention
 
-    Returns ``(recorder, blocks)``; call ``recorder.patch(model.clone(), blocks)``.
-    ``recorder.factor`` is the latent pixels per kept grid cell: the kept grid covers
-    the latent padded up to ``grid * factor`` (lotts.localize.grid_to_latent crops it).
-    """
-    dm = model.get_model_object("diffusion_model")
-    latent_hw = tuple(latent_shape[-2:])
-    if is_unet(dm):
-        blocks, factor = choose_unet_blocks(unet_attention_blocks(dm))
-        return UNetRecorder(token_weights, downsampled(latent_hw, factor), factor, blocks), blocks
-    blocks = dit_blocks(dm)
-    if blocks is None:
-        raise ValueError(f"LoTTS Defect Localizer supports U-Nets (SD1.x, SD2.x, SDXL) and "
-                         f"joint-attention DiTs (FLUX, SD3/3.5); this MODEL is a "
-                         f"{type(dm).__name__}.")
-    h, w = latent_hw
-    patch = getattr(dm, "patch_size", None)  # FLUX
-    if patch is None:  # SD3: on its patch embedder, as a tuple
-        patch = getattr(getattr(dm, "x_embedder", None), "patch_size", (2, 2))[0]
-    grid = (-(-h // patch), -(-w // patch))  # the DiT pads the latent up to the patch size
-    return DiTRecorder(token_weights, grid, patch, blocks), blocks
+    # --- geometry -------------------------------------------------------------------------
+
+    def _geometry(self, x, context, transformer_options, kwargs) -> Forward:
+        layout, hw = self.layout, tuple(int(s) for s in x.shape[-2:])
+        lengths = {}
+        for seg in layout.text:
+            src = context if seg.source == "c_crossattn" else kwargs.get(seg.source)
+            if src is None:
+                lengths[seg.name] = 0
+            elif seg.dim is None:
+                lengths[seg.name] = int(src.item() if isinstance(src, torch.Tensor) else src)
+            else:
+                lengths[seg.name] = int(src.shape[seg.dim])
+        if self.unet:
+            grid = downsampled(hw, self.level)
+        else:
+            grid = token_grid(hw, layout.patch)
+        lengths["img"] = grid[0] * grid[1]
+        lengths["reg"] = layout.registers
+        refs = kwargs.get(layout.refs) if layout.refs else None
+        lengths["ref"] = sum(a * b for a, b in (token_grid(tuple(r.shape[-2:]), layout.patch)
+                                                for r in refs or ()))
+        conds = transformer_options.get("cond_or_uncond") or [0]
+        fwd = Forward(conds, lengths, grid, hw == self.latent_hw)
+        fwd.replaced = sorted(str(k) for k, v in
+                              (transformer_options.get("patches_replace") or {}).items() if v)
+        return fwd
+
+    # --- one call -------------------------------------------------------------------------
+
+    def _call(self, fwd: Forward, func, args, kwargs) -> None:
+        q, k, heads, mask = _heads(args, kwargs)
+        fwd.seen += 1
+        nq, nk = q.shape[2], k.shape[2]
+        kind = classify(self.layout, nq, nk, fwd.lengths, fwd.expect_cross)
+        if kind == "unknown":
+            fwd.unknown.append((nq, nk))
+            return
+        index = fwd.counts[kind]
+        fwd.counts[kind] += 1
+        if kind in ("self", "cross"):
+            fwd.expect_cross = kind == "self"
+        if not fwd.full or kind == "other":
+            return
+        if self.read is not None and not self.read[0] <= index < self.read[1]:
+            return
+        mask = kernel_mask(mask, per_key_bool=getattr(func, "__name__", "") == "attention_basic")
+        n = len(fwd.conds)
+        if q.shape[0] % n:
+            raise RuntimeError(f"attention batch {q.shape[0]} does not split into the "
+                               f"{n} conditionings {fwd.conds}")
+        size = q.shape[0] // n
+        for i, c in enumerate(fwd.conds):
+            part = slice(i * size, (i + 1) * size)
+            qc, kc = q[part], k[part]
+            mc = mask if mask is None or mask.shape[0] == 1 else mask[part]
+            if kind == "self":
+                if c == 0:
+                    self.acc.add_call(None, qc, kc, heads, grid=fwd.grid, mask=mc, with_self=True)
+            elif kind == "cross":
+                w = repeated_key_weights(normalized_weights(self._weights(c, "txt")), nk)
+                self.acc.add_call(c, qc, kc, heads, grid=fwd.grid, key_weights=w, mask=mc)
+            else:
+                ranges = segment_ranges(self.layout.order, fwd.lengths)
+                img = ranges["img"]
+                self.acc.add_call(c, qc, kc, heads, grid=fwd.grid, query_rows=img,
+                                  key_weights=self._joint_weights(c, ranges, nk),
+                                  self_keys=img, mask=mc, with_self=c == 0)
+
+    def _weights(self, c, segment: str) -> torch.Tensor:
+        try:
+            return self.token_weights[c][segment]
+        except KeyError:
+            raise RuntimeError(f"no token weights for conditioning {c}, text segment "
+                               f"{segment!r}") from None
+
+    def _joint_weights(self, c, ranges: dict, nk: int) -> torch.Tensor:
+        """Conditioning c's content tokens over the keys of a joint call, summing to 1."""
+        w = torch.zeros(nk)
+        for seg in self.layout.text:
+            a, b = ranges[seg.name]
+            if not seg.content or b == a:
+                continue
+            ws = self._weights(c, seg.name).float()
+            if ws.shape[0] > b - a and not ws[b - a:].any():
+                ws = ws[:b - a]  # the model reads the text without its padding (Lumina 2)
+            if ws.shape[0] != b - a:
+                raise RuntimeError(f"conditioning {c} has {b - a} {seg.name} tokens in the "
+                                   f"attention but its prompt tokenized to {ws.shape[0]}")
+            w[a:b] = ws
+        return normalized_weights(w)
+
+    # --- the check after each forward -----------------------------------------------------
+
+    def _check(self, fwd: Forward) -> None:
+        layout, c = self.layout, fwd.counts
+        problem = None
+        if fwd.unknown:
+            problem = (f"{len(fwd.unknown)} attention call(s) of shapes (queries, keys) "
+                       f"{sorted(set(fwd.unknown))[:4]} match none of its segments "
+                       f"{ {k: v for k, v in fwd.lengths.items() if v} }")
+        elif layout.attention == "joint" and c["joint"] != self.expected:
+            problem = f"{c['joint']} joint attention calls, expected {self.expected}"
+        elif layout.attention == "separate" and not c["self"] == c["cross"] == self.expected:
+            problem = (f"{c['self']} self- and {c['cross']} cross-attention calls at the read "
+                       f"level, expected {self.expected} of each")
+        if problem:
+            patched = (f" This MODEL carries replace patches ({', '.join(fwd.replaced)}) from "
+                       "another node (an IP-Adapter, a cache, a block swap...): they can run "
+                       "attention without ComfyUI's override or skip it -- try the localizer "
+                       "on the model without them." if fwd.replaced else "")
+            raise ValueError(
+                f"LoTTS Defect Localizer: the attention calls of this {self.model_class} do "
+                f"not match the layout of {layout.family}: {problem} in one model call. "
+                "Another node's patch may skip or replace attention blocks, or this ComfyUI's "
+                "model differs from the one the layout was made for; the localizer refuses "
+                f"rather than read the wrong tokens.{patched}")
+
+
+def _unet_block(dm, name: str, idx: int):
+    return {"input": lambda: dm.input_blocks[idx], "middle": lambda: dm.middle_block,
+            "output": lambda: dm.output_blocks[idx]}[name]()
+
+
+def make_recorder(model, token_weights: dict, latent_shape):
+    """The capture for ``model`` and the blocks it reads: ``(capture, blocks)``; call
+    ``capture.patch(model.clone())``. (The name is the per-family recorders' it replaced.)"""
+    capture = AttentionCapture(model, token_weights, latent_shape)
+    return capture, capture.blocks
 
 
 class ProbeGuider(comfy.samplers.CFGGuider):

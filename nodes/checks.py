@@ -16,7 +16,9 @@ def check_latent(model, latent: dict, input_name: str) -> torch.Tensor:
     if not isinstance(latent, dict) or "samples" not in latent:
         raise ValueError(f"{input_name} is not a LATENT (a dict with 'samples').")
     samples = latent["samples"]
-    if samples.ndim != 4:
+    # an image latent: [batch, channels, height, width], or one frame of a model whose
+    # latents have a frame axis (Qwen-Image, Cosmos Predict2: [batch, channels, 1, h, w])
+    if not (samples.ndim == 4 or samples.ndim == 5 and samples.shape[2] == 1):
         raise ValueError(f"{input_name} has shape {tuple(samples.shape)}; LoTTS works on image "
                          "latents [batch, channels, height, width] (not video latents).")
     samples = comfy.sample.fix_empty_latent_channels(model, samples)
@@ -52,9 +54,10 @@ def check_conditioning(model, cond, input_name: str) -> None:
                          "node) instead of building the conditioning by hand.")
 
 
-def pixel_size(samples: torch.Tensor) -> tuple[int, int]:
-    """Pixel height and width of a latent (ComfyUI's VAEs down-sample by 8)."""
-    return samples.shape[-2] * 8, samples.shape[-1] * 8
+def pixel_size(samples: torch.Tensor, scale: int = 8) -> tuple[int, int]:
+    """Pixel height and width of a latent whose VAE down-samples by ``scale`` (8 for most
+    of ComfyUI's; the backbone layouts, lotts/layouts.py, know the others)."""
+    return samples.shape[-2] * scale, samples.shape[-1] * scale
 
 
 def prepare_mask(mask: torch.Tensor, batch: int, samples: torch.Tensor,
@@ -91,7 +94,7 @@ def prepare_mask(mask: torch.Tensor, batch: int, samples: torch.Tensor,
 def latent_mask(mask: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
     """``(B, H, W)`` masks of any size on the latent grid, resized as ComfyUI's masked
     sampling resizes a noise mask (comfy.utils.reshape_mask: bilinear)."""
-    n, _, h, w = samples.shape
+    n, (h, w) = samples.shape[0], samples.shape[-2:]
     return comfy.utils.reshape_mask(mask.float(), (n, 1, h, w))[:, 0].contiguous()
 
 

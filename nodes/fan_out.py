@@ -50,7 +50,7 @@ def sample_candidates(settings: SamplingSettings, latent_image: dict, *, seeds: 
     if samples.shape[0] != 1:
         raise ValueError(f"latent_image has a batch of {samples.shape[0]}; the fan-out makes "
                          "the batch itself: give a batch-1 latent and set candidates.")
-    batch = samples.expand(len(seeds), -1, -1, -1).contiguous()
+    batch = samples.expand(len(seeds), *samples.shape[1:]).contiguous()
     allowed = user_mask(latent_image, batch)  # an inpainting mask: honoured as KSampler does
     progress = progress or Progress(settings.model, len(seeds) * settings.steps)
     out = sample(settings, batch, seeds=seeds, progress=progress, noise_mask=allowed)

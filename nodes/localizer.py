@@ -26,85 +26,26 @@ from ..lotts.prompts import CONTRAST_TOKENS, contrast_weights, phrase_positions,
 from ..lotts.schedule import PROBE_CONDITIONINGS
 from ..lotts.seeds import Stream, stage_seeds
 from . import inputs, search_aliases
-from .attention_capture import ProbeGuider, make_recorder, probe
+from .attention_capture import ProbeGuider, make_recorder, model_layout, probe
+from .prompt_tokens import encode_prompt, phrase_tokens
 from .checks import check_conditioning, check_latent, pixel_size, queue_time_check, user_mask
 from .sampling import Progress, batch_limit, seeded_noise
 from .ui_previews import latent_to_rgb, localizer_viewer
 
 
 def encode(clip, text: str):
-    """CONDITIONING for ``text`` (as CLIPTextEncode makes it) and its content-token mask
-    (:func:`encode_tokens` without the token ids)."""
+    """CONDITIONING for ``text`` (as CLIPTextEncode makes it) and its content-token mask,
+    for a model whose attention sees one run of text tokens (nodes/prompt_tokens.py)."""
     cond, content, _ = encode_tokens(clip, text)
     return cond, content
 
 
 def encode_tokens(clip, text: str):
-    """CONDITIONING for ``text``, its content-token mask and the token ids, aligned.
-
-    The mask has one entry per text token the model sees: 1 for tokens of the prompt's
-    words, 0 for start, end and padding tokens (ComfyUI's tokenizers give those word id
-    0). Text encoders differ in what the model sees: one tokenizer's tokens (SD1.x, FLUX's
-    T5), two run side by side (SDXL: CLIP-L and CLIP-G widths concatenated, same
-    tokens), or CLIP tokens followed by T5 tokens (SD3 with T5).
-    """
-    cond = clip.encode_from_tokens_scheduled(clip.tokenize(text))
-    tokens_needed = cond[0][0].shape[1]
-    # each token as (encoder key, token key): ids of different vocabularies never compare
-    # equal (a CLIP id may be an unrelated T5 id)
-    tokens = {key: [((key, token_key(t[0])), t[2]) for chunk in chunks for t in chunk]
-              for key, chunks in clip.tokenize(text, return_word_ids=True).items()}
-    for seq in sequences_in_model_order(clip, tokens):
-        if len(seq) == tokens_needed:
-            return (cond, torch.tensor([1.0 if w > 0 else 0.0 for _, w in seq]),
-                    [k for k, _ in seq])
-    raise ValueError(f"cannot align the tokens of {text!r} with its conditioning "
-                     f"({tokens_needed} tokens): unsupported text encoder for the localizer.")
-
-
-def sequences_in_model_order(clip, tokens: dict) -> list[list]:
-    """The token sequences the conditioning may be, most likely first (the first of the
-    right length is taken). Which encoders are loaded decides it where lengths alone
-    could not: FLUX's conditioning is its T5 tokens; SD3's is its CLIP tokens followed by
-    its T5 tokens, or either alone when the other encoder is not loaded."""
-    model = getattr(clip, "cond_stage_model", None)
-    t5 = "t5xxl" in tokens and getattr(model, "t5xxl", None) is not None
-    clips = [k for k in ("l", "g") if k in tokens and getattr(model, f"clip_{k}", None) is not None]
-    order = []
-    if t5 and clips and hasattr(model, "clip_g"):  # SD3 with CLIP and T5
-        order.append(tokens[clips[0]] + tokens["t5xxl"])
-    if t5:
-        order.append(tokens["t5xxl"])
-    order += [tokens[k] for k in clips] + [seq for k, seq in tokens.items() if k != "t5xxl"]
-    clip_keys = [k for k in ("l", "g") if k in tokens]
-    if clip_keys and "t5xxl" in tokens:  # an encoder not introspectable: as before
-        order += [tokens["t5xxl"], tokens[clip_keys[0]] + tokens["t5xxl"]]
-    return order
-
-
-def token_key(token):
-    """A comparable key for a token: its id, or for an embedding (a tensor in the token's
-    place) its shape and sum, so the same embedding in two prompts compares equal."""
-    if isinstance(token, torch.Tensor):
-        return ("embedding", tuple(token.shape), round(float(token.float().sum()), 4))
-    return int(token)
-
-
-def phrase_tokens(clip, words: str) -> list[list]:
-    """The token-key sequences of the comma-separated phrases of ``words``, one per phrase,
-    text encoder and letter case (SDXL's two CLIPs, SD3's CLIPs and T5 tokenize apart,
-    keys as :func:`encode_tokens` makes them; CLIP lower-cases, T5 does not, so "cat"
-    finds "Cat" there too); an empty list for an empty string."""
-    seqs = []
-    for phrase in (w.strip() for w in words.split(",")):
-        for form in dict.fromkeys((phrase, phrase.lower(), phrase.capitalize(), phrase.upper())):
-            if not form:
-                continue
-            for key, chunks in clip.tokenize(form, return_word_ids=True).items():
-                seq = [(key, token_key(t[0])) for chunk in chunks for t in chunk if t[2] > 0]
-                if seq and seq not in seqs:
-                    seqs.append(seq)
-    return seqs
+    """CONDITIONING for ``text``, its content-token mask and the token keys, aligned --
+    one run of text tokens (nodes/prompt_tokens.encode_prompt does every layout)."""
+    encoded = encode_prompt(clip, text)
+    ids, w = encoded.flat()
+    return encoded.cond, w, ids
 
 
 def prior_weights(settings, ids: list, content: torch.Tensor) -> torch.Tensor:
@@ -261,7 +202,8 @@ class LoTTSDefectLocalizer(io.ComfyNode):
         mask, heatmap = localize_candidates(
             settings, candidates, info=info,
             seeds=stage_seeds(seed, Stream.PROBE, samples.shape[0]))
-        images = vae.decode(samples) if vae is not None else latent_to_rgb(model, samples)
+        images = vae.decode(samples) if vae is not None else \
+            latent_to_rgb(model, samples, model_layout(model).latent_scale)
         ui = localizer_viewer(images[..., :3], mask, heatmap, mask_ratio)
         ui["lotts_localizer"] = [info]
         return io.NodeOutput(mask, heatmap, ui=ui)
@@ -339,7 +281,10 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     """
     s = settings
     samples = check_latent(s.model, candidates, "candidates")
-    encoded, weights, ids = zip(*(encode_tokens(s.clip, t) for t in s.texts()))
+    layout = model_layout(s.model)
+    prompts = [encode_prompt(s.clip, t, layout) for t in s.texts()]
+    encoded = [p.cond for p in prompts]
+    ids, weights = zip(*(p.flat() for p in prompts))
     weights = list(weights)
     weights[0] = prior_weights(s, ids[0], weights[0])
     contrast_used = s.contrast_tokens
@@ -349,6 +294,7 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
         if not differ:
             contrast_used = (f"{CONTRAST_TOKENS[0]} (one template only adds words to the "
                              "other: no word of its own to contrast)")
+    segment_weights = {c: p.split(w) for c, (p, w) in enumerate(zip(prompts, weights))}
     conds = [with_text_of(s.positive, e) if s.positive is not None else e for e in encoded]
     sigmas = comfy.samplers.calculate_sigmas(s.model.get_model_object("model_sampling"),
                                              s.scheduler, s.steps)
@@ -363,8 +309,8 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
     for a in range(0, n, size):
         comfy.model_management.throw_exception_if_processing_interrupted()
         part = samples[a:a + size]
-        recorder, blocks = make_recorder(s.model, dict(enumerate(weights)), part.shape)
-        patched = s.model.clone()  # the patches go on a clone; only its options are used:
+        recorder, blocks = make_recorder(s.model, segment_weights, part.shape)
+        patched = s.model.clone()  # the capture goes on a clone; only its options are used:
         recorder.patch(patched, blocks)  # the loaded model stays the one sampling uses
         probe(s.model, conds, part, seeded_noise(part, seeds[a:a + size]), sigma, seeds[a],
               model_options=patched.model_options)
@@ -391,6 +337,6 @@ def localize_candidates(settings: ProbeSettings, candidates: dict, *, seeds: lis
                     propagated=propagated, flat=flat,
                     decisions=[decision(s.propagation, u, e) for u, e in zip(propagated, entropy)])
 
-    size = pixel_size(samples)
+    size = pixel_size(samples, layout.latent_scale)  # the image's own size, whatever the VAE
     mask = feather_mask(grow_mask(resize_mask(torch.cat(masks), size), s.grow), s.feather)
     return mask, colorize(resize_map(torch.cat(maps), size))

@@ -30,13 +30,15 @@ def save_temp(images: torch.Tensor, prefix: str) -> list[dict]:
     return saver.save_images(downscale(images.detach()).clamp(0, 1), filename_prefix=prefix)["ui"]["images"]
 
 
-def latent_to_rgb(model, samples: torch.Tensor) -> torch.Tensor:
-    """A cheap approximate RGB of latents (the sampler-preview projection), pixel-sized.
+def latent_to_rgb(model, samples: torch.Tensor, scale: int = 8) -> torch.Tensor:
+    """A cheap approximate RGB of latents (the sampler-preview projection), pixel-sized
+    (``scale`` pixels per latent pixel).
 
     Used for the viewer when no VAE is connected: it shows where things are, not detail.
     """
     fmt = model.get_model_object("latent_format")
     factors = getattr(fmt, "latent_rgb_factors", None)
+    samples = samples.reshape(samples.shape[0], samples.shape[1], *samples.shape[-2:])  # one frame
     if factors is None:
         rgb = samples.new_full((samples.shape[0], samples.shape[2], samples.shape[3], 3), 0.5)
     else:
@@ -45,7 +47,7 @@ def latent_to_rgb(model, samples: torch.Tensor) -> torch.Tensor:
         bias = torch.tensor(bias, dtype=torch.float32) if bias is not None else None
         rgb = F.linear(samples.float().movedim(1, -1), weight, bias)
         rgb = ((rgb + 1) / 2).clamp(0, 1)
-    return F.interpolate(rgb.movedim(-1, 1), scale_factor=8, mode="bilinear",
+    return F.interpolate(rgb.movedim(-1, 1), scale_factor=scale, mode="bilinear",
                          align_corners=False).movedim(1, -1).clamp(0, 1)
 
 

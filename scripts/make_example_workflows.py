@@ -66,6 +66,33 @@ CHECKPOINTS = {
         "https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/"
         "sd3.5_large_fp8_scaled.safetensors?download=true",
 }
+# Backbones ComfyUI's templates load from split files (diffusion model, text encoder,
+# VAE): the files and URLs those templates use.
+SPLIT_MODELS = {
+    "qwen_image": {
+        "unet": ("qwen_image_fp8_e4m3fn.safetensors",
+                 "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/"
+                 "diffusion_models/qwen_image_fp8_e4m3fn.safetensors"),
+        "clip": ("qwen_2.5_vl_7b_fp8_scaled.safetensors",
+                 "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/"
+                 "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+        "clip_type": "qwen_image",
+        "vae": ("qwen_image_vae.safetensors",
+                "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/"
+                "vae/qwen_image_vae.safetensors"),
+        "shift": 3.1},
+    "chroma": {
+        "unet": ("Chroma1-HD.safetensors",
+                 "https://huggingface.co/lodestones/Chroma1-HD/resolve/main/Chroma1-HD.safetensors"),
+        "clip": ("t5xxl_fp8_e4m3fn_scaled.safetensors",
+                 "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/"
+                 "t5xxl_fp8_e4m3fn_scaled.safetensors"),
+        "clip_type": "chroma",
+        "vae": ("ae.safetensors",
+                "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/"
+                "split_files/vae/ae.safetensors"),
+        "shift": None},
+}
 VERIFIER_WEIGHTS = "ImageReward/ImageReward.pt"
 
 
@@ -176,6 +203,14 @@ def note_height(text: str, width: int) -> int:
     return max(NOTE_MIN_H, int(1.2 * h) + 22)
 
 
+class Loaded:
+    """Where MODEL, CLIP and VAE come from when they are not one checkpoint's outputs (split
+    loaders): ``link`` takes it in place of a node."""
+
+    def __init__(self, **outputs):
+        self.outputs = outputs  # {"MODEL": node, "CLIP": node, "VAE": node}
+
+
 class Graph:
     def __init__(self, info):
         self.info = info
@@ -233,6 +268,8 @@ class Graph:
         return node
 
     def link(self, src, output, dst, input_name):
+        if isinstance(src, Loaded):
+            src = src.outputs[output]
         out_idx = self._output(src, output)
         link_id = len(self.links) + 1
         kind = src["outputs"][out_idx]["type"]
@@ -322,11 +359,36 @@ class Graph:
                 "extra": {"ds": {"scale": scale, "offset": offset}}, "version": 0.4}
 
 
+def _model_loaders(g, ckpt):
+    """The checkpoint loader, or for a split-file backbone (SPLIT_MODELS) the diffusion
+    model, text encoder and VAE loaders (and the model's shift); returns (the node or
+    Loaded that gives MODEL / CLIP / VAE, the loader nodes)."""
+    if ckpt in CHECKPOINTS:
+        node = g.node("CheckpointLoaderSimple", {"ckpt_name": ckpt},
+                      models=[{"name": ckpt, "url": CHECKPOINTS[ckpt], "directory": "checkpoints"}])
+        return node, [node]
+    files = SPLIT_MODELS[ckpt]
+
+    def model(key, directory):
+        return [{"name": files[key][0], "url": files[key][1], "directory": directory}]
+
+    unet = g.node("UNETLoader", {"unet_name": files["unet"][0]},
+                  models=model("unet", "diffusion_models"))
+    clip = g.node("CLIPLoader", {"clip_name": files["clip"][0], "type": files["clip_type"]},
+                  models=model("clip", "text_encoders"))
+    vae = g.node("VAELoader", {"vae_name": files["vae"][0]}, models=model("vae", "vae"))
+    nodes, model_out = [unet], unet
+    if files["shift"] is not None:
+        model_out = g.node("ModelSamplingAuraFlow", {"shift": files["shift"]})
+        g.link(unet, "MODEL", model_out, "model")
+        nodes.append(model_out)
+    return Loaded(MODEL=model_out, CLIP=clip, VAE=vae), nodes + [clip, vae]
+
+
 def _loaders(g, ckpt, width, height, latent_node, guidance, negative):
-    """Checkpoint, prompt (one text for the encoder, the localizer and the verifier),
+    """Models, prompt (one text for the encoder, the localizer and the verifier),
     positive/negative conditioning and the empty latent; returns them and their column."""
-    ckpt_node = g.node("CheckpointLoaderSimple", {"ckpt_name": ckpt},
-                       models=[{"name": ckpt, "url": CHECKPOINTS[ckpt], "directory": "checkpoints"}])
+    ckpt_node, loader_nodes = _model_loaders(g, ckpt)
     prompt = g.node("PrimitiveStringMultiline",
                     {"value": "a portrait photo of an old fisherman mending a net, detailed hands"},
                     title="Prompt", extra_h=40)
@@ -336,7 +398,7 @@ def _loaders(g, ckpt, width, height, latent_node, guidance, negative):
     g.link(ckpt_node, "CLIP", pos, "clip")
     g.link(ckpt_node, "CLIP", neg, "clip")
     g.link(prompt, "STRING", pos, "text")
-    column = [ckpt_node, prompt, pos, neg, latent]
+    column = [*loader_nodes, prompt, pos, neg, latent]
     if guidance is not None:
         guided = g.node("FluxGuidance", {"guidance": guidance})
         g.link(pos, "CONDITIONING", guided, "conditioning")
@@ -616,6 +678,17 @@ WORKFLOWS = {
         start_step=8, end_step=25, title="LoTTS on SD3.5 Large", sampler="euler",
         scheduler="sgm_uniform", latent_node="EmptySD3LatentImage", negative="",
         why_t0="30% in, as for SDXL: a flow model of similar strength."),
+    "lotts_qwen_image.json": dict(
+        ckpt="qwen_image", width=1328, height=1328, steps=20, cfg=2.5, start_step=4,
+        end_step=18, title="LoTTS on Qwen-Image", sampler="euler", scheduler="simple",
+        latent_node="EmptySD3LatentImage", negative="",
+        why_t0="20% in, as for FLUX: a strong flow model fixes the layout early."),
+    "lotts_chroma.json": dict(
+        ckpt="chroma", width=1024, height=1024, steps=26, cfg=4.0, start_step=6, end_step=23,
+        title="LoTTS on Chroma", sampler="euler", scheduler="simple",
+        latent_node="EmptySD3LatentImage", negative="low quality, bad anatomy, blurry",
+        why_t0="about 25% in: Chroma is FLUX-derived but sampled with real CFG and more "
+               "steps."),
 }
 
 

@@ -176,15 +176,19 @@ class TokenAccumulator:
         self.cross: dict[int, torch.Tensor] = {}
         self.n: dict[int, int] = {}
 
-    def add_cross(self, key, q, k, heads, token_weights, grid):
+    def add_call(self, key, q, k, heads, *, grid, key_weights=None, with_self=False,
+                 mask=None, **where):
+        """The capture's one entry point (nodes/attention_capture.py): U-Net self-attention
+        into the real accumulator, cross-attention kept per token."""
+        if with_self:
+            self.inner.add_call(None, q, k, heads, grid=grid, with_self=True, mask=mask)
+        if key_weights is None:
+            return
         if tuple(grid) != self.grid:
             raise RuntimeError(f"cross-attention at {grid}, expected {self.grid}")
         probs = core("attention").head_mean_attention(q, k, heads)
         self.cross[key] = self.cross.get(key, 0) + probs
         self.n[key] = self.n.get(key, 0) + 1
-
-    def add_self(self, q, k, heads, grid):
-        self.inner.add_self(q, k, heads, grid)
 
     def token_maps(self, key) -> torch.Tensor:
         return self.cross[key] / self.n[key]

@@ -10,8 +10,8 @@ is read back (browser/workflow_layout.mjs):
   where the generator put them, and no two of them (title bars included) overlap;
 * every widget lies inside its node; the view opens at a zoom where widgets are drawn;
 * every note's rendered text fits its box;
-* for a workflow whose checkpoint the server lacks, the frontend names the file and
-  offers its download (properties.models).
+* for a workflow whose checkpoint (or split diffusion model) the server lacks, the frontend
+  names the file and offers its download (properties.models).
 
 Screenshots (the saved view, the whole graph, the missing-model offer) go to the test's
 tmp folder, or to LOTTS_LAYOUT_SCREENSHOTS=<dir>.
@@ -40,9 +40,14 @@ def _read(name):
         return json.load(f)
 
 
+MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "UNETLoader": "unet_name"}
+
+
 def _ckpt(wf):
-    return next((n["widgets_values"][0] for n in wf["nodes"]
-                 if n["type"] == "CheckpointLoaderSimple"), None)
+    """(loader type, file) of the workflow's model: its checkpoint, or for a backbone loaded
+    from split files its diffusion model."""
+    return next(((n["type"], n["widgets_values"][0]) for n in wf["nodes"]
+                 if n["type"] in MODEL_LOADERS), (None, None))
 
 
 _seen: dict = {}
@@ -56,12 +61,12 @@ def layout(ui_comfy, browser_tools, tmp_path_factory):
         shots = os.path.join(shots, ui_comfy.frontend) if shots else str(work)
         os.makedirs(shots, exist_ok=True)
         # fresh: tests that ran before may have linked checkpoints into the server since
-        info = ui_comfy.object_info(refresh=True)["CheckpointLoaderSimple"]
-        present = set(info["input"]["required"]["ckpt_name"][0])
+        info = ui_comfy.object_info(refresh=True)
+        present = {t: set(info[t]["input"]["required"][w][0]) for t, w in MODEL_LOADERS.items()}
         workflows = {n: _read(n) for n in NAMES}
         cfg = {"url": ui_comfy.url, "workflows": workflows, "screenshot_dir": shots,
                "missing_models": [n for n, wf in workflows.items()
-                                  if _ckpt(wf) and _ckpt(wf) not in present]}
+                                  if _ckpt(wf)[0] and _ckpt(wf)[1] not in present[_ckpt(wf)[0]]]}
         res = browser_driver.run(browser_tools, "workflow_layout.mjs", cfg, work, timeout=900)
         assert not res.get("fatal"), f"driver stopped at {res['steps'][-1:]}: {res['fatal']}"
         print(f"frontend {res.get('frontendVersion')}: screenshots in {shots}")
@@ -110,8 +115,8 @@ def test_layout_in_the_frontend(name, ui_comfy, browser_tools, tmp_path_factory)
 def test_missing_checkpoint_is_offered(name, ui_comfy, browser_tools, tmp_path_factory):
     res = layout(ui_comfy, browser_tools, tmp_path_factory)
     if name not in res["missingModels"]:
-        pytest.skip(f"the test server has {_ckpt(_read(name))} (another test linked it)")
+        pytest.skip(f"the test server has {_ckpt(_read(name))[1]} (another test linked it)")
     text = res["missingModels"][name]
-    ckpt = _ckpt(_read(name))
+    ckpt = _ckpt(_read(name))[1]
     assert ckpt in text and "Download" in text, (
         f"frontend {res.get('frontendVersion')} does not offer {ckpt} for download:\n{text[-2000:]}")

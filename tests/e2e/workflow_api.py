@@ -257,13 +257,40 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+SPLIT_LOADERS = {"UNETLoader": 0, "CLIPLoader": 1, "VAELoader": 2}  # -> checkpoint output
+
+
+def split_loaders_to_checkpoint(api: dict) -> dict:
+    """A prompt whose model comes from one UNETLoader, one CLIPLoader and one VAELoader, with
+    a CheckpointLoaderSimple (of the diffusion model's file name, for ``shrink_for_cpu`` to
+    map to a tiny checkpoint) in their place, every link re-pointed at its outputs (MODEL 0,
+    CLIP 1, VAE 2). Other prompts are returned as they are."""
+    found = {t: [nid for nid, e in api.items() if e["class_type"] == t] for t in SPLIT_LOADERS}
+    if not all(len(ids) == 1 for ids in found.values()):
+        return api
+    unet = found["UNETLoader"][0]
+    moved = {found[t][0]: out for t, out in SPLIT_LOADERS.items()}
+    for nid in moved:
+        if nid != unet:
+            del api[nid]
+    api[unet] = {"class_type": "CheckpointLoaderSimple",
+                 "inputs": {"ckpt_name": api[unet]["inputs"]["unet_name"]}}
+    for entry in api.values():
+        for name, value in entry["inputs"].items():
+            if _is_link(value) and value[0] in moved:
+                entry["inputs"][name] = [unet, moved[value[0]]]
+    return api
+
+
 def shrink_for_cpu(api: dict, ckpt_name, size: int = 64, steps: int = 2,
                    extra: dict | None = None) -> dict:
     """Make a workflow cheap on CPU.
 
     * every literal ``ckpt_name`` -> ``ckpt_name`` (the tiny checkpoint), or, if
       ``ckpt_name`` is callable, -> ``ckpt_name(old name)`` (a tiny checkpoint per model
-      family: tiny_checkpoint.family_for);
+      family: tiny_checkpoint.family_for); split loaders (a diffusion model, a text encoder
+      and a VAE loaded apart: Qwen-Image, Chroma) -> one checkpoint loader of the tiny
+      checkpoint for the diffusion model's file (split_loaders_to_checkpoint);
     * every node with literal INT width and height -> longest side ``size`` (aspect kept,
       multiples of 8);
     * step counts scaled by ``steps / S`` (S = the largest literal ``steps`` in the prompt):
@@ -274,7 +301,7 @@ def shrink_for_cpu(api: dict, ckpt_name, size: int = 64, steps: int = 2,
       start <= end stays true (distinct indices may merge when ``steps`` is tiny);
     * then ``extra`` overrides (see override_inputs).
     """
-    out = copy.deepcopy(api)
+    out = split_loaders_to_checkpoint(copy.deepcopy(api))
     all_steps = [e["inputs"]["steps"] for e in out.values() if _is_int(e["inputs"].get("steps"))]
     s_max = max(all_steps, default=0)
     ratio = steps / s_max if s_max > steps else 1.0

@@ -85,7 +85,8 @@ def test_loaders_carry_model_download_metadata(name, info):
     import folder_paths
     wf = _load(name)
     sources = gen.node_sources()
-    loaders = [n for n in wf["nodes"] if n["type"] in ("CheckpointLoaderSimple", "LoTTSVerifierLoader")]
+    loaders = [n for n in wf["nodes"] if n["type"] in ("CheckpointLoaderSimple", "UNETLoader",
+                                                      "CLIPLoader", "VAELoader", "LoTTSVerifierLoader")]
     assert loaders
     for n in loaders:
         models = n["properties"].get("models") or []
