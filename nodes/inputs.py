@@ -131,5 +131,5 @@ def template(name):
 def max_batch():
     return io.Int.Input("max_batch", default=0, min=0, max=4096, optional=True,
                         tooltip="Most images per model call. 0 = automatic: as many as fit in "
-                                "the device's free memory (ComfyUI's own estimate). Results do "
-                                "not depend on it for batch-safe samplers.")
+                                "the device's free memory (ComfyUI's own estimate). For batch-safe "
+                                "samplers it changes results only by float rounding.")
