@@ -103,7 +103,8 @@ def _segment_length(cond, seg: TextSegment) -> int:
     if seg.option is None:
         return int(emb.shape[1])
     value = options.get(seg.option)
-    return 0 if value is None else int(value.shape[seg.dim])
+    dim = seg.dim if seg.option_dim is None else seg.option_dim
+    return 0 if value is None else int(value.shape[dim])
 
 
 def encode_prompt(clip, text: str, layout: Layout | None = None) -> PromptTokens:
