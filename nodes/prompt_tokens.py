@@ -70,11 +70,25 @@ def content_marks(clip, text: str) -> dict[str, list]:
     empty = clip.tokenize("", return_word_ids=True)
     out = {}
     for key, chunks in full.items():
-        seq = [((key, token_key(t[0])), t[2]) for chunk in chunks for t in chunk]
-        around = [(key, token_key(t[0])) for chunk in empty.get(key, []) for t in chunk]
-        a, b = prompt_span([k for k, _ in seq], around)
+        # a tokenizer that drops word ids (Anima's Qwen3 side) marks nothing
+        seq = [((key, token_key(t[0])), t[2] if len(t) > 2 else 0) for chunk in chunks
+               for t in chunk]
+        around = [((key, token_key(t[0])), t[2] if len(t) > 2 else 0)
+                  for chunk in empty.get(key, []) for t in chunk]
+        # the padding after a template's tail differs in length between the two (FLUX.2
+        # Klein pads to 512 after it), so the template is compared without it
+        a, b = prompt_span([k for k, _ in _unpadded(seq)], [k for k, _ in _unpadded(around)])
         out[key] = [(k, 1.0 if a <= i < b and w > 0 else 0.0) for i, (k, w) in enumerate(seq)]
     return out
+
+
+def _unpadded(seq: list) -> list:
+    """``seq`` ((token key, word id) pairs) without its trailing padding: the run of one
+    repeated token without a word id at its end."""
+    n = len(seq)
+    while n > 0 and seq[n - 1][1] == 0 and seq[n - 1][0] == seq[-1][0]:
+        n -= 1
+    return seq[:n]
 
 
 def sequences_in_model_order(clip, tokens: dict) -> list[list]:

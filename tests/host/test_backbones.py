@@ -374,12 +374,13 @@ def test_reference_and_register_tokens_never_reach_the_maps(name):
         assert seg in layout.order and seg not in [t.name for t in layout.text]
 
 
-@pytest.mark.parametrize("name", ["cosmos_predict2", "auraflow", "flux"])
+@pytest.mark.parametrize("name", ["cosmos_predict2", "auraflow", "flux", "flux2"])
 def test_padding_tokens_never_count(name):
-    """T5 padding (Cosmos: to 512, AuraFlow: to 256, FLUX: to 256) gets weight 0: the
-    content tokens are exactly the prompt's words."""
-    clip = tiny_text.text_encoder(name)
+    """T5 padding (Cosmos: to 512, AuraFlow: to 256, FLUX: to 256) and Qwen3's (FLUX.2
+    Klein: to 512, after its chat template) get weight 0: the content tokens are exactly
+    the prompt's words."""
     layout = capture_module().model_layout(tb.model(name))
+    clip = tiny_text.text_encoder(name)
     encoded = pack_module("nodes.prompt_tokens").encode_prompt(clip, "a photo of a cat", layout)
     w, ids = encoded.segments["txt"]
     assert w.shape[0] in (256, 512) and encoded.cond[0][0].shape[1] == w.shape[0]
