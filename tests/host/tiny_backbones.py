@@ -343,6 +343,7 @@ FAMILIES: dict[str, TinyFamily] = {f.name: f for f in (
                latent_scale=16, text_pad=("head", 512), refs=((5, 7), (4, 4)),
                options=_no_pooled, blocks=FLUX_BLOCKS, read="double_blocks", needs="Flux2"),
     TinyFamily("kandinsky5_image", _kandinsky5, 16, CONTEXT, (), options=_pooled(CONTEXT),
+               even_only=True,
                blocks=("visual_transformer_blocks",), read="visual_transformer_blocks",
                needs="Kandinsky5Image"),
     TinyFamily("anima", _anima, 16, ANIMA_CONTEXT, (), frames=1, even_only=True,
