@@ -66,8 +66,8 @@ def token_key(token):
 def content_marks(clip, text: str) -> dict[str, list]:
     """``{tokenizer key: [(token key, 1.0 | 0.0), ...]}``: every token ``clip``'s tokenizers
     make of ``text``, 1.0 on the prompt's own words (see the module doc)."""
-    full = clip.tokenize(text, return_word_ids=True)
-    empty = clip.tokenize("", return_word_ids=True)
+    full = _tokenize_with_word_ids(clip, text)
+    empty = _tokenize_with_word_ids(clip, "")
     out = {}
     for key, chunks in full.items():
         # a tokenizer that drops word ids (Anima's Qwen3 side) marks nothing
@@ -80,6 +80,20 @@ def content_marks(clip, text: str) -> dict[str, list]:
         a, b = prompt_span([k for k, _ in _unpadded(seq)], [k for k, _ in _unpadded(around)])
         out[key] = [(k, 1.0 if a <= i < b and w > 0 else 0.0) for i, (k, w) in enumerate(seq)]
     return out
+
+
+def _tokenize_with_word_ids(clip, text: str) -> dict:
+    """``clip.tokenize(text, return_word_ids=True)``; where the family's tokenizer fails
+    with word ids (Anima's, ComfyUI 0.10: it unpacks its Qwen3 tokens as pairs), each of
+    its per-encoder tokenizers (its attributes named as the keys they make) asked alone."""
+    try:
+        return clip.tokenize(text, return_word_ids=True)
+    except ValueError:
+        parts = {k: t for k, t in vars(clip.tokenizer).items()
+                 if hasattr(t, "tokenize_with_weights") and hasattr(t, "embedding_key")}
+        if not parts:
+            raise
+        return {k: t.tokenize_with_weights(text, True) for k, t in parts.items()}
 
 
 def _unpadded(seq: list) -> list:
