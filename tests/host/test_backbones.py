@@ -25,6 +25,7 @@ from comfy_host import require_comfyui
 require_comfyui()
 
 import comfy.model_management  # noqa: E402
+import comfy.patcher_extension  # noqa: E402
 import comfy.sample  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 
@@ -34,7 +35,8 @@ from unet_support import model_state, pack_module, run_node  # noqa: E402
 
 FAMILIES = list(tb.FAMILIES)
 EXCLUDING = ["flux_kontext", "qwen_image_edit", "omnigen2", "auraflow", "flux2_edit",
-             "zimage"]  # (5): references, registers, Z-Image's pad tokens
+             "zimage"]  # (5): references, registers, Z-Image's pad tokens (the text padding
+# FLUX.2 and Anima's models add: flux2 and anima_t5 in (2), keys weighted 0 by the brute force)
 TXT = 7
 CONTENT = {0: [0., 1, 1, 1, 1, 1, 0], 1: [0., 1, 0, 1, 0, 1, 0], 2: [0., 0, 1, 1, 0, 0, 0]}
 SIZES = [(10, 14), (9, 13)]  # in 8x-VAE latent pixels: even, odd (odd where the model allows)
@@ -104,7 +106,12 @@ def kind_of(fam, grid, ranges, nq, nk):
         return "joint" if nq == nk == total else "other"
     if nq == nk == img:
         return "self"
-    return "cross" if nq == img and nk == TXT else "other"
+    return "cross" if nq == img and nk == text_length(fam) else "other"
+
+
+def text_length(fam):
+    """The text tokens of a call: the hand-made TXT, or what the model pads them to."""
+    return fam.text_pad[1] if fam.text_pad else TXT
 
 
 def read_calls(fam, model, kinds):
@@ -158,11 +165,24 @@ def probe(name, latent_hw, conds=None, latent=None, spy_calls=None, planter=None
     if planter is not None:
         inner = options["optimized_attention_override"]
         options["optimized_attention_override"] = lambda func, *a, **kw: planter(inner, func, *a, **kw)
-    count = [0]
+    # the kernel calls made inside model calls (Anima's LLM adapter attends while ComfyUI
+    # prepares the conditioning, before any model call: text preprocessing, not read)
+    count, inside = [0], [False]
+
+    def in_model(executor, *a, **kw):
+        inside[0] = True
+        try:
+            return executor(*a, **kw)
+        finally:
+            inside[0] = False
+
+    comfy.patcher_extension.add_wrapper_with_key(
+        comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_count", in_model,
+        clone.model_options, is_model_options=True)
     real_sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def counting(*a, **kw):
-        count[0] += 1
+        count[0] += inside[0]
         return real_sdpa(*a, **kw)
 
     torch.nn.functional.scaled_dot_product_attention = counting
@@ -218,7 +238,7 @@ def brute_force(fam, model, calls, latent_hw):
                     w = torch.zeros(k.shape[2], dtype=torch.float64)
                     for seg, ws in w8[c].items():
                         if kind == "cross":
-                            w[:] = ws.double()
+                            w[:] = placed(fam, ws, k.shape[2]).double()
                         else:
                             a, b = ranges[seg]
                             w[a:b] = placed(fam, ws, b - a).double()
@@ -421,8 +441,7 @@ def planting(fam, grid, ranges, region_cols):
             if kind in ("joint", "cross"):
                 for seg, ws in w8[c].items():
                     a = 0 if kind == "cross" else ranges[seg][0]
-                    if kind != "cross":
-                        ws = placed(fam, ws, ranges[seg][1] - a)
+                    ws = placed(fam, ws, kh.shape[2] if kind == "cross" else ranges[seg][1] - a)
                     for t in ws.nonzero().flatten().tolist():
                         kn[part, :, a + t, 0] = 8.0
                 if c == 2:

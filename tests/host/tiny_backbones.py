@@ -288,6 +288,11 @@ def _anima():  # Cosmos Predict2's network with Anima's LLM adapter (its widths 
         "rope_enable_fps_modulation": False})
 
 
+def _anima_t5_ids(n, g):
+    return {"t5xxl_ids": torch.randint(0, 32128, (n,), generator=g, dtype=torch.int),
+            "t5xxl_weights": torch.ones(n)}
+
+
 def _pixart():
     return _patcher(sm.PixArtSigma, {"image_model": "pixart_sigma", "num_heads": 2,
                                      "patch_size": 2, "hidden_size": 64, "in_channels": 4,
@@ -348,6 +353,11 @@ FAMILIES: dict[str, TinyFamily] = {f.name: f for f in (
                needs="Kandinsky5Image"),
     TinyFamily("anima", _anima, 16, ANIMA_CONTEXT, (), frames=1, even_only=True,
                blocks=("blocks",), read="blocks", needs="Anima"),
+    # with T5 token ids, as Anima's text encoder makes them: the model's LLM adapter turns
+    # the text into one embedding per T5 token, then pads it at the tail to 512
+    TinyFamily("anima_t5", _anima, 16, ANIMA_CONTEXT, (), frames=1, even_only=True,
+               options=_anima_t5_ids, text_pad=("tail", 512), blocks=("blocks",),
+               read="blocks", needs="Anima"),
 )}
 
 def _hunyuan_video():  # a video model: no layout (the localizer names it and refuses)
