@@ -16,7 +16,8 @@ tokens from the reference latents -- and each call is classified by token accoun
 
 Counts cannot tell text-first from image-first, hence ``order``. A new backbone needs a
 row here (and its text encoder's facts in ``text``), not code. Verified on ComfyUI v0.3.64
-with tiny models built from ComfyUI's own classes (tests/host/test_backbones.py).
+(the newer families -- Z-Image, FLUX.2, Kandinsky 5, Anima -- on the 0.10 fork) with tiny
+models built from ComfyUI's own classes (tests/host/test_backbones.py).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ LAYOUTS: tuple[Layout, ...] = (
          refs="ref_latents", excluded=("ref",),
          how="joint [text, image, reference] attention of the second half of the blocks; the "
              "edit model's reference tokens are left out"),
-    # Z-Image is a Lumina 2 model class with a NextDiT of its own width (ComfyUI 0.3.72+):
+    # Z-Image is a Lumina 2 model class with a NextDiT of its own width (ComfyUI 0.3.75+):
     # it pads its text and its image tokens each up to a multiple of 32 with learned pad
     # tokens, and reads Qwen3-4B's chat template whole (user turn, no system prompt)
     _dit("Lumina 2, Z-Image", ("Lumina2",), "NextDiT", ("txt", "txt_pad", "img", "img_pad"),
@@ -188,7 +189,7 @@ LAYOUTS: tuple[Layout, ...] = (
                            padded="head"),),
          how="joint [text, image, reference] attention of the second half of the double "
              "blocks; edit reference tokens and the model's text padding are left out"),
-    # Kandinsky 5 image (ComfyUI 0.3.71+): text blocks (text self-attention, seen, not
+    # Kandinsky 5 image (ComfyUI of December 2025 on): text blocks (text self-attention, seen, not
     # read), then visual blocks of image self-attention and image->text cross-attention;
     # Qwen2.5-VL with the head of its template cut by the encoder, as Qwen-Image
     Layout("Kandinsky 5 (image)", ("Kandinsky5Image",), "Kandinsky5", attention="separate",
@@ -196,7 +197,7 @@ LAYOUTS: tuple[Layout, ...] = (
            text=(TextSegment("txt", tokens=("qwen25_7b",), cut_head=True),),
            how="self- and cross-attention of the second half of the visual blocks; cross "
                "keys are the Qwen2.5-VL tokens after the template's cut head"),
-    # Anima (ComfyUI 0.9+): Cosmos Predict2's network; its LLM adapter turns the Qwen3
+    # Anima (ComfyUI 0.10): Cosmos Predict2's network; its LLM adapter turns the Qwen3
     # hidden states into one embedding per T5 token of the prompt, padded at the tail to 512
     Layout("Anima", ("Anima",), "Anima", attention="separate", order=(), blocks=("blocks",),
            read="blocks",

@@ -93,7 +93,8 @@ SPLIT_MODELS = {
                 "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/"
                 "split_files/vae/ae.safetensors"),
         "shift": None},
-    # ComfyUI 0.3.73+ (Z-Image) and 0.3.75+ (FLUX.2): the files their templates load
+    # ComfyUI 0.3.75+ (Z-Image, FLUX.2: added upstream in late November 2025): the files
+    # their templates load
     "z_image_turbo": {
         "unet": ("z_image_turbo_bf16.safetensors",
                  "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/"
@@ -730,7 +731,7 @@ WORKFLOWS = {
                "steps."),
     "lotts_z_image_turbo.json": dict(
         ckpt="z_image_turbo", width=1024, height=1024, steps=8, cfg=1.0, start_step=2,
-        end_step=7, title="LoTTS on Z-Image Turbo (needs ComfyUI 0.3.73 or newer)",
+        end_step=7, title="LoTTS on Z-Image Turbo (needs ComfyUI 0.3.75 or newer)",
         sampler="res_multistep", scheduler="simple", latent_node="EmptySD3LatentImage",
         negative="",
         why_t0="step 2 of 8, as for FLUX.1-schnell: a distilled few-step model fixes the "

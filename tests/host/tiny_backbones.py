@@ -93,8 +93,8 @@ def missing(name: str) -> str | None:
     fam = FAMILIES.get(name)
     need = fam.needs if fam is not None else None
     if need and not hasattr(sm, need):
-        return (f"this ComfyUI has no comfy.supported_models.{need} (a family of ComfyUI "
-                f"0.3.71+; tested on the 0.10 fork)")
+        return (f"this ComfyUI has no comfy.supported_models.{need} (a family a newer "
+                f"ComfyUI added; tested on the 0.10 fork)")
     return None
 
 
@@ -231,7 +231,7 @@ def _hidream_options(n, g):
             "conditioning_llama3": torch.randn(1, 2, HIDREAM_LLAMA_TOKENS, CONTEXT, generator=g)}
 
 
-# --- families of newer ComfyUI (0.3.71+; tested on the 0.10 fork) -----------------------------
+# --- families of newer ComfyUI (late 2025 on; tested on the 0.10 fork) -----------------------------
 
 def _zimage():  # Z-Image (Turbo): a Lumina 2 model class with Z-Image's NextDiT facts
     # (width 256: its modulation reads a timestep embedding of min(width, 256))
