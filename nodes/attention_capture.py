@@ -276,7 +276,11 @@ class AttentionCapture:
                 if c == 0:
                     self.acc.add_call(None, qc, kc, heads, grid=fwd.grid, mask=mc, with_self=True)
             elif kind == "cross":
-                txt = self._fitted(c, self.layout.text[0], fwd.lengths["txt"])
+                # a text the model pads itself (Anima's, to 512) is fitted to the call; a
+                # U-Net's may be repeated whole to a longer prompt's length in a batch
+                seg = self.layout.text[0]
+                txt = self._fitted(c, seg, fwd.lengths["txt"]) if seg.padded else \
+                    self._weights(c, "txt")
                 w = repeated_key_weights(normalized_weights(txt), nk)
                 self.acc.add_call(c, qc, kc, heads, grid=fwd.grid, key_weights=w, mask=mc)
             else:
