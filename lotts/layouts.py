@@ -16,12 +16,15 @@ tokens from the reference latents -- and each call is classified by token accoun
 
 Counts cannot tell text-first from image-first, hence ``order``. A new backbone needs a
 row here (and its text encoder's facts in ``text``), not code. Verified on ComfyUI v0.3.64
-with tiny models built from ComfyUI's own classes (tests/host/test_backbones.py).
+(the newer families -- Z-Image, FLUX.2, Kandinsky 5, Anima -- on the 0.10 fork) with tiny
+models built from ComfyUI's own classes (tests/host/test_backbones.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import torch
 
 from .blocks import dit_capture_blocks
 
@@ -41,7 +44,11 @@ class TextSegment:
     that may have made it (empty: chosen by length among all the CLIP's tokenizers).
     ``cut_head``: the text encoder drops the head of its chat template, so the conditioning
     holds the *last* tokens the tokenizer made. ``content``: False for a segment whose
-    tokens never count in the maps (HunyuanImage's ByT5 glyph tokens).
+    tokens never count in the maps (HunyuanImage's ByT5 glyph tokens). ``option_dim``: the
+    dim of ``option`` that counts the tokens, where it is not ``dim`` (Anima's T5 token
+    ids, a 1-D tensor). ``padded``: the model itself pads this text, at its ``head`` or
+    ``tail``, with tokens of its own (FLUX.2 to 512 at the head, Anima to 512 at the tail):
+    the call holds more tokens than the prompt made, and the extra ones never count.
     """
     name: str
     source: str = "c_crossattn"
@@ -50,6 +57,8 @@ class TextSegment:
     tokens: tuple[str, ...] = ()
     cut_head: bool = False
     content: bool = True
+    option_dim: int | None = None
+    padded: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,10 @@ class Layout:
     self- and one cross-attention call (separate) -- the count each forward must show;
     ``read``: the list whose second half the maps are read from (lotts/blocks.py); none for
     a U-Net (its level at latent/4 is read). ``refs``: the forward input holding reference
-    latents. ``refused``: why this family cannot be localized.
+    latents. ``refused``: why this family cannot be localized. ``pad_multiple``: the
+    diffusion model's attribute holding the multiple the model pads each run of tokens up
+    to with pad tokens of its own (Z-Image: 32; absent or None: no padding) -- a segment
+    ``<name>_pad`` of ``order`` is that padding of segment ``<name>``, never read.
     """
     family: str
     classes: tuple[str, ...]
@@ -83,6 +95,7 @@ class Layout:
     refused: str | None = None
     how: str = ""
     excluded: tuple[str, ...] = field(default=())
+    pad_multiple: str | None = None
 
     @property
     def pool(self) -> int:
@@ -136,10 +149,15 @@ LAYOUTS: tuple[Layout, ...] = (
          refs="ref_latents", excluded=("ref",),
          how="joint [text, image, reference] attention of the second half of the blocks; the "
              "edit model's reference tokens are left out"),
-    _dit("Lumina 2", ("Lumina2",), "NextDiT", ("txt", "img"), blocks=("layers",), read="layers",
-         text=(TextSegment("txt", "num_tokens", None, tokens=("gemma2_2b",)),),
+    # Z-Image is a Lumina 2 model class with a NextDiT of its own width (ComfyUI 0.3.75+):
+    # it pads its text and its image tokens each up to a multiple of 32 with learned pad
+    # tokens, and reads Qwen3-4B's chat template whole (user turn, no system prompt)
+    _dit("Lumina 2, Z-Image", ("Lumina2",), "NextDiT", ("txt", "txt_pad", "img", "img_pad"),
+         blocks=("layers",), read="layers", pad_multiple="pad_tokens_multiple",
+         text=(TextSegment("txt", "num_tokens", None, tokens=("gemma2_2b", "qwen3_4b")),),
          how="single-stream [text, image] attention of the second half of the main layers "
-             "(the text and image refiners are seen, not read)"),
+             "(the text and image refiners are seen, not read; Z-Image's pad tokens are left "
+             "out)"),
     _dit("HunyuanImage 2.1", ("HunyuanImage21",), "HunyuanVideo", ("img", "txt", "byt5"),
          blocks=_FLUX_BLOCKS, read="double_blocks", patch=1, latent_scale=32,
          text=(TextSegment("txt", tokens=("qwen25_7b",), cut_head=True),
@@ -162,6 +180,31 @@ LAYOUTS: tuple[Layout, ...] = (
          text=(TextSegment("txt", tokens=("qwen25_3b",)),),
          how="single-stream [text, reference, image] attention of the second half of the "
              "main layers; reference tokens are left out"),
+    # FLUX.2 (ComfyUI 0.3.75+): FLUX's network with 1x1 patches of a 128-channel latent at
+    # 1/16 of the image; the model pads the text at its head to 512 (Mistral-3 for dev;
+    # Klein's Qwen3 tokenizer pads to 512 itself); edit references follow the image
+    _dit("FLUX.2 (dev, Klein)", ("Flux2",), "Flux", ("txt", "img", "ref"), blocks=_FLUX_BLOCKS,
+         read="double_blocks", patch=1, latent_scale=16, refs="ref_latents", excluded=("ref",),
+         text=(TextSegment("txt", tokens=("mistral3_24b", "qwen3_4b", "qwen3_8b"),
+                           padded="head"),),
+         how="joint [text, image, reference] attention of the second half of the double "
+             "blocks; edit reference tokens and the model's text padding are left out"),
+    # Kandinsky 5 image (ComfyUI of December 2025 on): text blocks (text self-attention, seen, not
+    # read), then visual blocks of image self-attention and image->text cross-attention;
+    # Qwen2.5-VL with the head of its template cut by the encoder, as Qwen-Image
+    Layout("Kandinsky 5 (image)", ("Kandinsky5Image",), "Kandinsky5", attention="separate",
+           order=(), blocks=("visual_transformer_blocks",), read="visual_transformer_blocks",
+           text=(TextSegment("txt", tokens=("qwen25_7b",), cut_head=True),),
+           how="self- and cross-attention of the second half of the visual blocks; cross "
+               "keys are the Qwen2.5-VL tokens after the template's cut head"),
+    # Anima (ComfyUI 0.10): Cosmos Predict2's network; its LLM adapter turns the Qwen3
+    # hidden states into one embedding per T5 token of the prompt, padded at the tail to 512
+    Layout("Anima", ("Anima",), "Anima", attention="separate", order=(), blocks=("blocks",),
+           read="blocks",
+           text=(TextSegment("txt", option="t5xxl_ids", option_dim=0, tokens=("t5xxl",),
+                             padded="tail"),),
+           how="self- and cross-attention of the second half of the blocks; cross keys are "
+               "the prompt's T5 tokens (the model's padding to 512 never counts)"),
     Layout("PixArt alpha / sigma", ("PixArt",), "PixArtMS", refused=_REFUSED_BYPASS),
     Layout("HunyuanDiT", ("HunyuanDiT",), "HunYuanDiT", refused=_REFUSED_BYPASS),
 )
@@ -218,6 +261,26 @@ def classify(layout: Layout, nq: int, nk: int, lengths: dict[str, int],
     if is_cross:
         return "cross"
     return "other"
+
+
+def pad_lengths(order: tuple[str, ...], lengths: dict[str, int], multiple: int) -> dict[str, int]:
+    """The lengths of the ``<name>_pad`` segments of ``order``: what pads ``<name>`` up to
+    a multiple of ``multiple`` (0 where the model pads nothing)."""
+    return {s: (-int(lengths.get(s[:-4], 0))) % multiple if multiple else 0
+            for s in order if s.endswith("_pad")}
+
+
+def fit_weights(w: torch.Tensor, n: int, padded: str | None) -> torch.Tensor | None:
+    """A text segment's content weights ``w`` fitted to the ``n`` tokens the attention call
+    holds, or None when they cannot be: padded with zeros at the side the model pads its
+    text (``padded``), or cut of trailing zero weights (a text the model reads without its
+    padding, Lumina 2)."""
+    if w.shape[0] < n and padded in ("head", "tail"):
+        pad = w.new_zeros(n - w.shape[0])
+        return torch.cat([pad, w] if padded == "head" else [w, pad])
+    if w.shape[0] > n and not w[n:].any():
+        return w[:n]
+    return w if w.shape[0] == n else None
 
 
 def read_range(blocks: dict[str, int], layout: Layout) -> tuple[int, int]:

@@ -33,8 +33,8 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 from ..lotts.attention import AttentionAccumulator, kernel_mask, normalized_weights, pooled_size
 from ..lotts.attention import repeated_key_weights
 from ..lotts.blocks import choose_unet_blocks
-from ..lotts.layouts import (Layout, classify, layout_for, read_range, segment_ranges,
-                             supported_families, token_grid)
+from ..lotts.layouts import (Layout, classify, fit_weights, layout_for, pad_lengths, read_range,
+                             segment_ranges, supported_families, token_grid)
 
 WRAPPER_KEY = "lotts_attention_capture"
 
@@ -142,6 +142,10 @@ class AttentionCapture:
                               for c, w in token_weights.items()}
         self.latent_hw = tuple(int(s) for s in latent_shape[-2:])
         self.attention = "joint" if layout.attention == "joint" else "cross"
+        # the multiple this model pads its token runs to (Z-Image's NextDiT: 32; Lumina 2's,
+        # and any ComfyUI without the attribute: none)
+        self.pad_multiple = int(getattr(dm, layout.pad_multiple, None) or 0) \
+            if layout.pad_multiple else 0
         self.unet = layout.read is None and is_unet(dm)
         if self.unet:
             chosen, self.level = choose_unet_blocks(unet_attention_blocks(dm))
@@ -230,6 +234,7 @@ class AttentionCapture:
             grid = token_grid(hw, layout.patch)
         lengths["img"] = grid[0] * grid[1]
         lengths["reg"] = layout.registers
+        lengths.update(pad_lengths(layout.order, lengths, self.pad_multiple))
         refs = kwargs.get(layout.refs) if layout.refs else None
         lengths["ref"] = sum(a * b for a, b in (token_grid(tuple(r.shape[-2:]), layout.patch)
                                                 for r in refs or ()))
@@ -271,7 +276,12 @@ class AttentionCapture:
                 if c == 0:
                     self.acc.add_call(None, qc, kc, heads, grid=fwd.grid, mask=mc, with_self=True)
             elif kind == "cross":
-                w = repeated_key_weights(normalized_weights(self._weights(c, "txt")), nk)
+                # a text the model pads itself (Anima's, to 512) is fitted to the call; a
+                # U-Net's may be repeated whole to a longer prompt's length in a batch
+                seg = self.layout.text[0]
+                txt = self._fitted(c, seg, fwd.lengths["txt"]) if seg.padded else \
+                    self._weights(c, "txt")
+                w = repeated_key_weights(normalized_weights(txt), nk)
                 self.acc.add_call(c, qc, kc, heads, grid=fwd.grid, key_weights=w, mask=mc)
             else:
                 ranges = segment_ranges(self.layout.order, fwd.lengths)
@@ -294,14 +304,18 @@ class AttentionCapture:
             a, b = ranges[seg.name]
             if not seg.content or b == a:
                 continue
-            ws = self._weights(c, seg.name).float()
-            if ws.shape[0] > b - a and not ws[b - a:].any():
-                ws = ws[:b - a]  # the model reads the text without its padding (Lumina 2)
-            if ws.shape[0] != b - a:
-                raise RuntimeError(f"conditioning {c} has {b - a} {seg.name} tokens in the "
-                                   f"attention but its prompt tokenized to {ws.shape[0]}")
-            w[a:b] = ws
+            w[a:b] = self._fitted(c, seg, b - a)
         return normalized_weights(w)
+
+    def _fitted(self, c, seg, n: int) -> torch.Tensor:
+        """Conditioning c's weights of text segment ``seg`` over the ``n`` tokens the call
+        holds of it (the model's own text padding, if any, weighted 0)."""
+        ws = self._weights(c, seg.name).float()
+        fitted = fit_weights(ws, n, seg.padded)
+        if fitted is None:
+            raise RuntimeError(f"conditioning {c} has {n} {seg.name} tokens in the "
+                               f"attention but its prompt tokenized to {ws.shape[0]}")
+        return fitted
 
     # --- the check after each forward -----------------------------------------------------
 

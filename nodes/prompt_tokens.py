@@ -66,15 +66,43 @@ def token_key(token):
 def content_marks(clip, text: str) -> dict[str, list]:
     """``{tokenizer key: [(token key, 1.0 | 0.0), ...]}``: every token ``clip``'s tokenizers
     make of ``text``, 1.0 on the prompt's own words (see the module doc)."""
-    full = clip.tokenize(text, return_word_ids=True)
-    empty = clip.tokenize("", return_word_ids=True)
+    full = _tokenize_with_word_ids(clip, text)
+    empty = _tokenize_with_word_ids(clip, "")
     out = {}
     for key, chunks in full.items():
-        seq = [((key, token_key(t[0])), t[2]) for chunk in chunks for t in chunk]
-        around = [(key, token_key(t[0])) for chunk in empty.get(key, []) for t in chunk]
-        a, b = prompt_span([k for k, _ in seq], around)
+        # a tokenizer that drops word ids (Anima's Qwen3 side) marks nothing
+        seq = [((key, token_key(t[0])), t[2] if len(t) > 2 else 0) for chunk in chunks
+               for t in chunk]
+        around = [((key, token_key(t[0])), t[2] if len(t) > 2 else 0)
+                  for chunk in empty.get(key, []) for t in chunk]
+        # the padding after a template's tail differs in length between the two (FLUX.2
+        # Klein pads to 512 after it), so the template is compared without it
+        a, b = prompt_span([k for k, _ in _unpadded(seq)], [k for k, _ in _unpadded(around)])
         out[key] = [(k, 1.0 if a <= i < b and w > 0 else 0.0) for i, (k, w) in enumerate(seq)]
     return out
+
+
+def _tokenize_with_word_ids(clip, text: str) -> dict:
+    """``clip.tokenize(text, return_word_ids=True)``; where the family's tokenizer fails
+    with word ids (Anima's, ComfyUI 0.10: it unpacks its Qwen3 tokens as pairs), each of
+    its per-encoder tokenizers (its attributes named as the keys they make) asked alone."""
+    try:
+        return clip.tokenize(text, return_word_ids=True)
+    except ValueError:
+        parts = {k: t for k, t in vars(clip.tokenizer).items()
+                 if hasattr(t, "tokenize_with_weights") and hasattr(t, "embedding_key")}
+        if not parts:
+            raise
+        return {k: t.tokenize_with_weights(text, True) for k, t in parts.items()}
+
+
+def _unpadded(seq: list) -> list:
+    """``seq`` ((token key, word id) pairs) without its trailing padding: the run of one
+    repeated token without a word id at its end."""
+    n = len(seq)
+    while n > 0 and seq[n - 1][1] == 0 and seq[n - 1][0] == seq[-1][0]:
+        n -= 1
+    return seq[:n]
 
 
 def sequences_in_model_order(clip, tokens: dict) -> list[list]:
@@ -103,7 +131,8 @@ def _segment_length(cond, seg: TextSegment) -> int:
     if seg.option is None:
         return int(emb.shape[1])
     value = options.get(seg.option)
-    return 0 if value is None else int(value.shape[seg.dim])
+    dim = seg.dim if seg.option_dim is None else seg.option_dim
+    return 0 if value is None else int(value.shape[dim])
 
 
 def encode_prompt(clip, text: str, layout: Layout | None = None) -> PromptTokens:

@@ -43,8 +43,9 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
 def load_schemas():
-    """/object_info of ComfyUI's nodes and the pack's (node_schemas.py)."""
-    return node_schemas.object_info()
+    """/object_info of ComfyUI's nodes and the pack's (node_schemas.py), with NEWER_NODES
+    where this ComfyUI predates them."""
+    return {**NEWER_NODES, **node_schemas.object_info()}
 
 
 # ---------------------------------------------------------------- model download metadata
@@ -92,6 +93,45 @@ SPLIT_MODELS = {
                 "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/"
                 "split_files/vae/ae.safetensors"),
         "shift": None},
+    # ComfyUI 0.3.75+ (Z-Image, FLUX.2: added upstream in late November 2025): the files
+    # their templates load
+    "z_image_turbo": {
+        "unet": ("z_image_turbo_bf16.safetensors",
+                 "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/"
+                 "diffusion_models/z_image_turbo_bf16.safetensors"),
+        "clip": ("qwen_3_4b.safetensors",
+                 "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/"
+                 "text_encoders/qwen_3_4b.safetensors"),
+        "clip_type": "lumina2",
+        "vae": ("ae.safetensors",
+                "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/"
+                "vae/ae.safetensors"),
+        "shift": 3.0},
+    "flux2_dev": {
+        "unet": ("flux2_dev_fp8mixed.safetensors",
+                 "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/"
+                 "diffusion_models/flux2_dev_fp8mixed.safetensors"),
+        "clip": ("mistral_3_small_flux2_fp8.safetensors",
+                 "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/"
+                 "text_encoders/mistral_3_small_flux2_fp8.safetensors"),
+        "clip_type": "flux2",
+        "vae": ("flux2-vae.safetensors",
+                "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/"
+                "vae/flux2-vae.safetensors"),
+        "shift": None},
+}
+# Nodes of a newer ComfyUI than the oldest the pack supports, as ComfyUI 0.10 serves them in
+# /object_info: the workflows that need them are generated the same on every host (and
+# say which ComfyUI they need); a host that has the node uses its own schema.
+NEWER_NODES = {
+    "EmptyFlux2LatentImage": {  # ComfyUI 0.3.75+
+        "input": {"required": {
+            "width": ["INT", {"default": 1024, "min": 16, "max": 16384, "step": 16}],
+            "height": ["INT", {"default": 1024, "min": 16, "max": 16384, "step": 16}],
+            "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}]}},
+        "input_order": {"required": ["width", "height", "batch_size"]},
+        "output": ["LATENT"], "output_name": ["LATENT"], "name": "EmptyFlux2LatentImage",
+        "display_name": "Empty Flux 2 Latent", "category": "latent"},
 }
 VERIFIER_WEIGHTS = "ImageReward/ImageReward.pt"
 
@@ -689,6 +729,19 @@ WORKFLOWS = {
         latent_node="EmptySD3LatentImage", negative="low quality, bad anatomy, blurry",
         why_t0="about 25% in: Chroma is FLUX-derived but sampled with real CFG and more "
                "steps."),
+    "lotts_z_image_turbo.json": dict(
+        ckpt="z_image_turbo", width=1024, height=1024, steps=8, cfg=1.0, start_step=2,
+        end_step=7, title="LoTTS on Z-Image Turbo (needs ComfyUI 0.3.75 or newer)",
+        sampler="res_multistep", scheduler="simple", latent_node="EmptySD3LatentImage",
+        negative="",
+        why_t0="step 2 of 8, as for FLUX.1-schnell: a distilled few-step model fixes the "
+               "layout in its first steps."),
+    "lotts_flux2_dev.json": dict(
+        ckpt="flux2_dev", width=1024, height=1024, steps=20, cfg=1.0, start_step=4,
+        end_step=18, title="LoTTS on FLUX.2-dev (needs ComfyUI 0.3.75 or newer)",
+        sampler="euler", scheduler="simple", latent_node="EmptyFlux2LatentImage",
+        guidance=4.0, negative="",
+        why_t0="20% in, as for FLUX.1-dev."),
 }
 
 

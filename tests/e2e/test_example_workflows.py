@@ -15,7 +15,7 @@ import pytest
 
 from example_runs import for_cpu, run_and_check
 from tiny_checkpoint import family_for
-from workflow_api import load_ui_workflow, ui_to_api
+from workflow_api import VIRTUAL_NODES, load_ui_workflow, ui_to_api
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKFLOW_DIR = os.path.join(REPO_ROOT, "example_workflows")
@@ -35,7 +35,13 @@ def test_example_workflow_is_ui_format(path):
 
 @pytest.mark.parametrize("path", PARAMS)
 def test_example_workflow_runs(path, comfy, tiny_ckpt_for):
-    api = ui_to_api(load_ui_workflow(path), comfy.object_info())
+    ui, info = load_ui_workflow(path), comfy.object_info()
+    # a workflow for a newer ComfyUI (its title says which) needs nodes this one lacks
+    lacking = sorted({n["type"] for n in ui["nodes"]} - set(info) - VIRTUAL_NODES)
+    if lacking:
+        pytest.skip(f"{os.path.basename(path)} needs node(s) {', '.join(lacking)} this "
+                    "ComfyUI does not have (a newer ComfyUI's workflow)")
+    api = ui_to_api(ui, info)
     api = for_cpu(api, lambda name: tiny_ckpt_for(family_for(name)))
     entry = run_and_check(comfy, api, os.path.basename(path))
     if os.path.basename(path) == "lotts_fix_image_sd15.json":

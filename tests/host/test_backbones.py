@@ -25,6 +25,7 @@ from comfy_host import require_comfyui
 require_comfyui()
 
 import comfy.model_management  # noqa: E402
+import comfy.patcher_extension  # noqa: E402
 import comfy.sample  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 
@@ -33,7 +34,9 @@ import tiny_text  # noqa: E402
 from unet_support import model_state, pack_module, run_node  # noqa: E402
 
 FAMILIES = list(tb.FAMILIES)
-EXCLUDING = ["flux_kontext", "qwen_image_edit", "omnigen2", "auraflow"]  # (5)
+EXCLUDING = ["flux_kontext", "qwen_image_edit", "omnigen2", "auraflow", "flux2_edit",
+             "zimage"]  # (5): references, registers, Z-Image's pad tokens (the text padding
+# FLUX.2 and Anima's models add: flux2 and anima_t5 in (2), keys weighted 0 by the brute force)
 TXT = 7
 CONTENT = {0: [0., 1, 1, 1, 1, 1, 0], 1: [0., 1, 0, 1, 0, 1, 0], 2: [0., 0, 1, 1, 0, 0, 0]}
 SIZES = [(10, 14), (9, 13)]  # in 8x-VAE latent pixels: even, odd (odd where the model allows)
@@ -74,7 +77,10 @@ def facts(fam, latent_hw):
         grid = (ceil_div(latent_hw[0], UNET_LEVEL), ceil_div(latent_hw[1], UNET_LEVEL))
         return grid, {}, 1
     grid = (ceil_div(latent_hw[0], fam.patch), ceil_div(latent_hw[1], fam.patch))
-    lengths = {"img": grid[0] * grid[1], "txt": TXT, "t5": TXT, "reg": fam.registers,
+    img, m = grid[0] * grid[1], fam.pad_multiple
+    lengths = {"img": img, "txt": fam.text_pad[1] if fam.text_pad else TXT, "t5": TXT,
+               "reg": fam.registers, "txt_pad": (-TXT) % m if m else 0,
+               "img_pad": (-img) % m if m else 0,
                "llama": tb.HIDREAM_LLAMA_TOKENS, "llama_k": tb.HIDREAM_LLAMA_TOKENS,
                "ref": sum(ceil_div(h, fam.patch) * ceil_div(w, fam.patch)
                           for h, w in (fam.size(*r) for r in fam.refs))}
@@ -85,6 +91,14 @@ def facts(fam, latent_hw):
     return grid, ranges, max(1, 32 // (fam.patch * fam.latent_scale))
 
 
+def placed(fam, ws, n):
+    """Text weights as the call holds them: padded to ``n`` where the model pads its text."""
+    if ws.shape[0] == n or not fam.text_pad:
+        return ws
+    pad = torch.zeros(n - ws.shape[0], dtype=ws.dtype)
+    return torch.cat([pad, ws] if fam.text_pad[0] == "head" else [ws, pad])
+
+
 def kind_of(fam, grid, ranges, nq, nk):
     img = grid[0] * grid[1]
     if ranges:
@@ -92,7 +106,12 @@ def kind_of(fam, grid, ranges, nq, nk):
         return "joint" if nq == nk == total else "other"
     if nq == nk == img:
         return "self"
-    return "cross" if nq == img and nk == TXT else "other"
+    return "cross" if nq == img and nk == text_length(fam) else "other"
+
+
+def text_length(fam):
+    """The text tokens of a call: the hand-made TXT, or what the model pads them to."""
+    return fam.text_pad[1] if fam.text_pad else TXT
 
 
 def read_calls(fam, model, kinds):
@@ -146,11 +165,24 @@ def probe(name, latent_hw, conds=None, latent=None, spy_calls=None, planter=None
     if planter is not None:
         inner = options["optimized_attention_override"]
         options["optimized_attention_override"] = lambda func, *a, **kw: planter(inner, func, *a, **kw)
-    count = [0]
+    # the kernel calls made inside model calls (Anima's LLM adapter attends while ComfyUI
+    # prepares the conditioning, before any model call: text preprocessing, not read)
+    count, inside = [0], [False]
+
+    def in_model(executor, *a, **kw):
+        inside[0] = True
+        try:
+            return executor(*a, **kw)
+        finally:
+            inside[0] = False
+
+    comfy.patcher_extension.add_wrapper_with_key(
+        comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_count", in_model,
+        clone.model_options, is_model_options=True)
     real_sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def counting(*a, **kw):
-        count[0] += 1
+        count[0] += inside[0]
         return real_sdpa(*a, **kw)
 
     torch.nn.functional.scaled_dot_product_attention = counting
@@ -206,10 +238,10 @@ def brute_force(fam, model, calls, latent_hw):
                     w = torch.zeros(k.shape[2], dtype=torch.float64)
                     for seg, ws in w8[c].items():
                         if kind == "cross":
-                            w[:] = ws.double()
+                            w[:] = placed(fam, ws, k.shape[2]).double()
                         else:
                             a, b = ranges[seg]
-                            w[a:b] = ws.double()
+                            w[a:b] = placed(fam, ws, b - a).double()
                     ca = (part.softmax(-1) @ (w / w.sum())).mean(1)  # (B, img)
                     cross[c].append(ca @ onehot / onehot.sum(0))
                 if c == 0 and kind in ("joint", "self"):
@@ -275,12 +307,14 @@ def _rows_changed(a, b):
 
 
 def _first_image_call(calls, grid, ranges):
-    """The first call whose queries are the image alone or the joint sequence."""
+    """The first call whose queries are the image alone (with the model's image padding,
+    Z-Image's) or the joint sequence."""
     img = grid[0] * grid[1]
+    padded = img + (ranges["img_pad"][1] - ranges["img_pad"][0] if "img_pad" in ranges else 0)
     total = max(b for _, b in ranges.values())
     for i, c in enumerate(calls):
-        if c["q"].shape[2] in (img, total) and c["q"].shape[2] == c["k"].shape[2]:
-            return i, (0 if c["q"].shape[2] == img else ranges["img"][0])
+        if c["q"].shape[2] in (img, padded, total) and c["q"].shape[2] == c["k"].shape[2]:
+            return i, (ranges["img"][0] if c["q"].shape[2] == total else 0)
     raise AssertionError("no call sees the image")
 
 
@@ -319,12 +353,14 @@ def test_token_facts_hold_in_the_real_model(name):
     joint = kinds.index("joint")
     first, offset = _first_image_call(ref, grid, ranges)
     assert _rows_changed(ref[first]["q"], changed[first]["q"]) == {offset + token}
-    img = set(range(*ranges["img"]))
+    def run_of(seg):  # a segment with the pad tokens the model appends to it (Z-Image's)
+        return set(range(*ranges[seg])) | set(range(*ranges.get(seg + "_pad", (0, 0))))
+
     rows = _rows_changed(ref[joint]["q"], changed[joint]["q"])
-    assert rows and rows <= img
+    assert rows and rows <= run_of("img")
     text = [s for s in ("txt", "t5") if s in ranges][0]
     rows = _rows_changed(ref[joint]["q"], text_changed[joint]["q"])
-    assert rows and rows <= set(range(*ranges[text]))
+    assert rows and rows <= run_of(text)
     if fam.refs:
         refs = dict(cond[0][1])
         refs["reference_latents"] = [r * -1.0 for r in refs["reference_latents"]]
@@ -346,7 +382,8 @@ def test_reference_and_register_tokens_never_reach_the_maps(name):
     calls = []
     cap, _, _ = probe(name, latent_hw, spy_calls=calls)
     grid, ranges, f = facts(fam, latent_hw)
-    excluded = [s for s in ("ref", "reg") if s in ranges and ranges[s][1] > ranges[s][0]]
+    excluded = [s for s in ("ref", "reg", "txt_pad", "img_pad")
+                if s in ranges and ranges[s][1] > ranges[s][0]]
     assert excluded
     cells = ceil_div(grid[0], f) * ceil_div(grid[1], f)
     assert cap.acc.self_matrix().shape[-1] == cells and cap.acc.cross_map(0).numel() == cells
@@ -357,12 +394,13 @@ def test_reference_and_register_tokens_never_reach_the_maps(name):
         assert seg in layout.order and seg not in [t.name for t in layout.text]
 
 
-@pytest.mark.parametrize("name", ["cosmos_predict2", "auraflow", "flux"])
+@pytest.mark.parametrize("name", ["cosmos_predict2", "auraflow", "flux", "flux2"])
 def test_padding_tokens_never_count(name):
-    """T5 padding (Cosmos: to 512, AuraFlow: to 256, FLUX: to 256) gets weight 0: the
-    content tokens are exactly the prompt's words."""
-    clip = tiny_text.text_encoder(name)
+    """T5 padding (Cosmos: to 512, AuraFlow: to 256, FLUX: to 256) and Qwen3's (FLUX.2
+    Klein: to 512, after its chat template) get weight 0: the content tokens are exactly
+    the prompt's words."""
     layout = capture_module().model_layout(tb.model(name))
+    clip = tiny_text.text_encoder(name)
     encoded = pack_module("nodes.prompt_tokens").encode_prompt(clip, "a photo of a cat", layout)
     w, ids = encoded.segments["txt"]
     assert w.shape[0] in (256, 512) and encoded.cond[0][0].shape[1] == w.shape[0]
@@ -403,6 +441,7 @@ def planting(fam, grid, ranges, region_cols):
             if kind in ("joint", "cross"):
                 for seg, ws in w8[c].items():
                     a = 0 if kind == "cross" else ranges[seg][0]
+                    ws = placed(fam, ws, kh.shape[2] if kind == "cross" else ranges[seg][1] - a)
                     for t in ws.nonzero().flatten().tolist():
                         kn[part, :, a + t, 0] = 8.0
                 if c == 2:

@@ -59,6 +59,9 @@ class TinyFamily:
     options: Callable = lambda n, g: {}
     refs: tuple[tuple[int, int], ...] = ()
     registers: int = 0
+    pad_multiple: int = 0         # the model pads text and image token runs to a multiple of it
+    text_pad: tuple = ()          # (side, length): the model pads the text tokens it is given
+    needs: str | None = None      # the comfy.supported_models class a newer ComfyUI added
     blocks: tuple[str, ...] = ()  # module lists whose blocks make the joint / self+cross calls
     read: str | None = None       # the list whose second half the localizer reads
     even_only: bool = False       # the model itself refuses odd latent sides
@@ -83,6 +86,24 @@ class TinyFamily:
             opts["reference_latents"] = [self.latent(*self.size(h, w), seed=77 + i)
                                          for i, (h, w) in enumerate(self.refs)]
         return [[torch.randn(1, n_tokens, self.text_width, generator=g), opts]]
+
+
+def missing(name: str) -> str | None:
+    """Why family ``name`` cannot be built on this ComfyUI (its class is newer), or None."""
+    fam = FAMILIES.get(name)
+    need = fam.needs if fam is not None else None
+    if need and not hasattr(sm, need):
+        return (f"this ComfyUI has no comfy.supported_models.{need} (a family a newer "
+                f"ComfyUI added; tested on the 0.10 fork)")
+    return None
+
+
+def require(name: str) -> None:
+    """Skip the calling test (one line) where this ComfyUI lacks family ``name``'s class."""
+    import pytest
+    why = missing(name)
+    if why:
+        pytest.skip(why)
 
 
 def _pooled(width):
@@ -210,6 +231,68 @@ def _hidream_options(n, g):
             "conditioning_llama3": torch.randn(1, 2, HIDREAM_LLAMA_TOKENS, CONTEXT, generator=g)}
 
 
+# --- families of newer ComfyUI (late 2025 on; tested on the 0.10 fork) -----------------------------
+
+def _zimage():  # Z-Image (Turbo): a Lumina 2 model class with Z-Image's NextDiT facts
+    # (width 256: its modulation reads a timestep embedding of min(width, 256))
+    return _patcher(sm.ZImage, {"image_model": "lumina2", "patch_size": 2, "in_channels": 16,
+                                "dim": 256, "cap_feat_dim": CONTEXT, "n_layers": 4,
+                                "n_refiner_layers": 1, "n_heads": 8, "n_kv_heads": 8,
+                                "qk_norm": True, "axes_dims": [8, 12, 12],
+                                "axes_lens": [1536, 512, 512], "rope_theta": 256.0,
+                                "ffn_dim_multiplier": 8.0 / 3.0, "z_image_modulation": True,
+                                "time_scale": 1000.0, "pad_tokens_multiple": 32,
+                                "multiple_of": 16})
+
+
+FLUX2_CONTEXT = 3 * CONTEXT  # FLUX.2's encoders stack three hidden layers of the LLM
+
+
+def _flux2():  # model_detection's FLUX.2 facts (patch 1, 4 RoPE axes, global modulation)
+    return _patcher(sm.Flux2, {"image_model": "flux2", "in_channels": 128, "out_channels": 128,
+                               "patch_size": 1, "vec_in_dim": None,
+                               "context_in_dim": FLUX2_CONTEXT, "hidden_size": 64,
+                               "mlp_ratio": 3.0, "num_heads": 2, "depth": 4,
+                               "depth_single_blocks": 1, "axes_dim": [8, 8, 8, 8],
+                               "theta": 2000, "qkv_bias": False, "guidance_embed": True,
+                               "txt_ids_dims": [3], "global_modulation": True,
+                               "mlp_silu_act": True, "ops_bias": False,
+                               "default_ref_method": "index", "ref_index_scale": 10.0})
+
+
+def _kandinsky5():
+    return _patcher(sm.Kandinsky5Image, {"image_model": "kandinsky5", "in_visual_dim": 16,
+                                         "out_visual_dim": 16, "in_text_dim": CONTEXT,
+                                         "in_text_dim2": CONTEXT, "time_dim": 32,
+                                         "model_dim": 64, "ff_dim": 128, "visual_embed_dim": 64,
+                                         "patch_size": (1, 2, 2), "num_text_blocks": 1,
+                                         "num_visual_blocks": 4, "axes_dims": (8, 12, 12),
+                                         "rope_scale_factor": (1.0, 1.0, 1.0)})
+
+
+ANIMA_CONTEXT = 1024  # the LLM adapter's fixed width (comfy/ldm/anima/model.py)
+
+
+def _anima():  # Cosmos Predict2's network with Anima's LLM adapter (its widths are fixed)
+    return _patcher(sm.Anima, {
+        "image_model": "anima", "max_img_h": 240, "max_img_w": 240,
+        "max_frames": 128, "in_channels": 16, "out_channels": 16, "patch_spatial": 2,
+        "patch_temporal": 1, "model_channels": 64, "concat_padding_mask": True,
+        "crossattn_emb_channels": ANIMA_CONTEXT, "pos_emb_cls": "rope3d",
+        "pos_emb_learnable": True, "pos_emb_interpolation": "crop", "min_fps": 1,
+        "max_fps": 30, "use_adaln_lora": True, "adaln_lora_dim": 16, "num_blocks": 4,
+        "num_heads": 2, "extra_per_block_abs_pos_emb": False,
+        "rope_h_extrapolation_ratio": 4.0, "rope_w_extrapolation_ratio": 4.0,
+        "rope_t_extrapolation_ratio": 1.0, "extra_h_extrapolation_ratio": 1.0,
+        "extra_w_extrapolation_ratio": 1.0, "extra_t_extrapolation_ratio": 1.0,
+        "rope_enable_fps_modulation": False})
+
+
+def _anima_t5_ids(n, g):
+    return {"t5xxl_ids": torch.randint(0, 32128, (n,), generator=g, dtype=torch.int),
+            "t5xxl_weights": torch.ones(n)}
+
+
 def _pixart():
     return _patcher(sm.PixArtSigma, {"image_model": "pixart_sigma", "num_heads": 2,
                                      "patch_size": 2, "hidden_size": 64, "in_channels": 4,
@@ -255,6 +338,26 @@ FAMILIES: dict[str, TinyFamily] = {f.name: f for f in (
     TinyFamily("hidream", _hidream, 16, CONTEXT, ("img", "t5", "llama", "llama_k"),
                options=_hidream_options, blocks=("double_stream_blocks", "single_stream_blocks"),
                read="double_stream_blocks"),
+    TinyFamily("zimage", _zimage, 16, CONTEXT, ("txt", "txt_pad", "img", "img_pad"),
+               pad_multiple=32, options=_llm_mask, blocks=("layers",), read="layers",
+               needs="ZImage"),
+    TinyFamily("flux2", _flux2, 128, FLUX2_CONTEXT, ("txt", "img"), patch=1, latent_scale=16,
+               text_pad=("head", 512), options=_no_pooled, blocks=FLUX_BLOCKS,
+               read="double_blocks", needs="Flux2"),
+    TinyFamily("flux2_edit", _flux2, 128, FLUX2_CONTEXT, ("txt", "img", "ref"), patch=1,
+               latent_scale=16, text_pad=("head", 512), refs=((5, 7), (4, 4)),
+               options=_no_pooled, blocks=FLUX_BLOCKS, read="double_blocks", needs="Flux2"),
+    TinyFamily("kandinsky5_image", _kandinsky5, 16, CONTEXT, (), options=_pooled(CONTEXT),
+               even_only=True,
+               blocks=("visual_transformer_blocks",), read="visual_transformer_blocks",
+               needs="Kandinsky5Image"),
+    TinyFamily("anima", _anima, 16, ANIMA_CONTEXT, (), frames=1, even_only=True,
+               blocks=("blocks",), read="blocks", needs="Anima"),
+    # with T5 token ids, as Anima's text encoder makes them: the model's LLM adapter turns
+    # the text into one embedding per T5 token, then pads it at the tail to 512
+    TinyFamily("anima_t5", _anima, 16, ANIMA_CONTEXT, (), frames=1, even_only=True,
+               options=_anima_t5_ids, text_pad=("tail", 512), blocks=("blocks",),
+               read="blocks", needs="Anima"),
 )}
 
 def _hunyuan_video():  # a video model: no layout (the localizer names it and refuses)
@@ -278,4 +381,5 @@ def model(name: str):
     """The tiny model of family ``name`` (built once)."""
     if name in REFUSED:
         return REFUSED[name]()
+    require(name)
     return FAMILIES[name].build()

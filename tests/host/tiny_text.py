@@ -15,7 +15,9 @@ Where a tokenizer does not ship:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import io
 from unittest import mock
 
@@ -60,13 +62,27 @@ class TinyQwen25VL(llama.Qwen25_7BVLI):
         self.dtype = dtype
 
 
+def newer(module: str):
+    """comfy.text_encoders.<module>, or None on a ComfyUI that predates it."""
+    try:
+        return importlib.import_module(f"comfy.text_encoders.{module}")
+    except ImportError:
+        return None
+
+
 def _clip(te_class, tokenizer_class, model_options: dict, tokenizer_data=None, seed=0):
     class Target:
         params = {}
         clip = te_class
         tokenizer = tokenizer_class
 
-    with mock.patch.object(llama, "Qwen25_7BVLI", TinyQwen25VL):
+    # every module that binds Qwen2.5-VL's class by name (newer ComfyUI imports it into
+    # qwen_image and kandinsky5) builds the tiny one
+    binds = [m for m in (llama, qwen_image, newer("kandinsky5"))
+             if m is not None and hasattr(m, "Qwen25_7BVLI")]
+    with contextlib.ExitStack() as stack:
+        for m in binds:
+            stack.enter_context(mock.patch.object(m, "Qwen25_7BVLI", TinyQwen25VL))
         clip = comfy.sd.CLIP(Target(), tokenizer_data=tokenizer_data or {},
                              model_options={"dtype": torch.float32, **model_options})
     init_weights(clip.cond_stage_model, seed)
@@ -140,12 +156,49 @@ def _omnigen():
                  {"qwen25_3b_model_config": {**LLM, "vocab_size": 151936}})
 
 
+# Qwen3's head width is a class constant (128) no config can shrink; the rest is tiny
+QWEN3 = {**LLM, "vocab_size": 151936}
+
+
+def _zimage():  # Qwen3-4B with Z-Image's chat template (its tokenizer ships with ComfyUI)
+    z_image = newer("z_image")
+    return _clip(z_image.te(), z_image.ZImageTokenizer, {"qwen3_4b_model_config": QWEN3})
+
+
+def _flux2_klein():
+    # FLUX.2 Klein's Qwen3-4B reads hidden layers 9, 18 and 27: 28 tiny layers. (FLUX.2
+    # dev's Mistral-3 tokenizer comes inside its checkpoint, tokenizer_data["tekken_model"]:
+    # none ships with ComfyUI, so dev's capture is tested on hand-made conditionings.)
+    flux = newer("flux")
+    return _clip(flux.klein_te(model_type="qwen3_4b"), flux.KleinTokenizer,
+                 {"qwen3_4b_model_config": {**QWEN3, "num_hidden_layers": 28}})
+
+
+def _kandinsky5():  # Qwen2.5-VL (its language model) + a tiny CLIP-L for the pooled vector
+    k5 = newer("kandinsky5")
+    return _clip(k5.te(), k5.Kandinsky5TokenizerImage,
+                 {"qwen25_7b_model_config": {**LLM, "vocab_size": 152064},
+                  "clip_l_model_config": {"hidden_size": CONTEXT, "intermediate_size": 2 * CONTEXT,
+                                          "num_hidden_layers": 2, "num_attention_heads": 2,
+                                          "projection_dim": CONTEXT}})
+
+
+def _anima():
+    # Qwen3-0.6B at its own width (1024): the model's LLM adapter reads that width
+    anima = newer("anima")
+    return _clip(anima.te(), anima.AnimaTokenizer,
+                 {"qwen3_06b_model_config": {**QWEN3, "hidden_size": 1024,
+                                             "intermediate_size": 128, "num_hidden_layers": 1,
+                                             "num_attention_heads": 1, "num_key_value_heads": 1}})
+
+
 BUILDERS = {
     "sd15": tiny_clip, "sd21v": tiny_clip, "sdxl": tiny_sdxl_clip, "sd3": tiny_sd3_clip, "flux": tiny_flux_clip,
     "flux_kontext": tiny_flux_clip, "chroma": _chroma, "chroma_radiance": _chroma,
     "qwen_image": _qwen_image, "qwen_image_edit": _qwen_image, "lumina2": _lumina,
     "hunyuan_image": _hunyuan_image, "cosmos_predict2": _cosmos, "auraflow": _aura,
-    "omnigen2": _omnigen,
+    "omnigen2": _omnigen, "zimage": _zimage, "flux2": _flux2_klein, "flux2_edit": _flux2_klein,
+    "kandinsky5_image": _kandinsky5, "anima": _anima,
 }
 NO_TOKENIZER = {"hidream": "Llama 3.1's tokenizer.json is not in this ComfyUI snapshot "
                            "(comfy/text_encoders/llama_tokenizer/), so no HiDream text encoder "
