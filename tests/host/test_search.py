@@ -112,6 +112,9 @@ def test_every_stage_and_item_draws_noise_of_its_own(vae, seed, monkeypatch):
     candidates, 5 probes, 10 refinements and 10 harmonizations -- is different for every
     (stage, item). (PyTorch's CPU generator keeps only a seed's low 32 bits: streams 2**32
     apart drew the candidates' noise again.)"""
+    if seed == TOP and (why := _host_noise_refuses(TOP)):  # candidate 0's seed is TOP itself
+        pytest.skip(f"this host's own ancestral noise sampler fails at seed 2**64-1 in a "
+                    f"stock KSampler too ({why})")
     real_prepare, real_sample = comfy.sample.prepare_noise, comfy.sample.sample
     drawn = {}  # seed -> the noise comfy.sample.prepare_noise drew for it
 
