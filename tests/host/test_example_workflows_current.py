@@ -18,15 +18,21 @@ def load_generator():
     return module
 
 
+def assert_shipped_equal_built(folder, built):
+    """The .json files in ``folder`` are exactly the generator's ``built`` {name: graph}."""
+    shipped = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
+    assert shipped == sorted(built), "run scripts/make_example_workflows.py"
+    for name, graph in built.items():
+        with open(os.path.join(folder, name)) as f:
+            assert json.load(f) == json.loads(json.dumps(graph)), \
+                f"{name} is stale: run scripts/make_example_workflows.py"
+
+
 def test_example_workflows_match_the_generator():
     gen = load_generator()
     built = gen.build_all(gen.load_schemas())
-    shipped = sorted(f for f in os.listdir(gen.OUT_DIR) if f.endswith(".json"))
-    assert shipped == sorted(built), "run scripts/make_example_workflows.py"
-    for name, workflow in built.items():
-        with open(os.path.join(gen.OUT_DIR, name)) as f:
-            assert json.load(f) == json.loads(json.dumps(workflow)), \
-                f"{name} is stale: run scripts/make_example_workflows.py"
+    assert_shipped_equal_built(gen.OUT_DIR, built)
+    for name in built:
         assert os.path.isfile(os.path.join(gen.OUT_DIR, name[:-5] + ".jpg")), f"{name}: no thumbnail"
 
 
@@ -74,12 +80,8 @@ def test_subgraph_blueprint_matches_the_generator_and_is_one_subgraph_node():
     blueprint, every inner link is consistent, and each stage of the method is inside."""
     gen = load_generator()
     built = gen.build_blueprints(gen.load_schemas())
-    shipped = sorted(f for f in os.listdir(gen.BLUEPRINT_DIR) if f.endswith(".json"))
-    assert shipped == sorted(built), "run scripts/make_example_workflows.py"
+    assert_shipped_equal_built(gen.BLUEPRINT_DIR, built)
     for name, bp in built.items():
-        with open(os.path.join(gen.BLUEPRINT_DIR, name)) as f:
-            assert json.load(f) == json.loads(json.dumps(bp)), \
-                f"{name} is stale: run scripts/make_example_workflows.py"
         (sub,) = bp["definitions"]["subgraphs"]
         (root,) = bp["nodes"]
         assert root["type"] == sub["id"] and bp["links"] == []
