@@ -70,16 +70,19 @@ def content_marks(clip, text: str) -> dict[str, list]:
     empty = _tokenize_with_word_ids(clip, "")
     out = {}
     for key, chunks in full.items():
-        # a tokenizer that drops word ids (Anima's Qwen3 side) marks nothing
-        seq = [((key, token_key(t[0])), t[2] if len(t) > 2 else 0) for chunk in chunks
-               for t in chunk]
-        around = [((key, token_key(t[0])), t[2] if len(t) > 2 else 0)
-                  for chunk in empty.get(key, []) for t in chunk]
+        seq, around = _keyed(key, chunks), _keyed(key, empty.get(key, []))
         # the padding after a template's tail differs in length between the two (FLUX.2
         # Klein pads to 512 after it), so the template is compared without it
         a, b = prompt_span([k for k, _ in _unpadded(seq)], [k for k, _ in _unpadded(around)])
         out[key] = [(k, 1.0 if a <= i < b and w > 0 else 0.0) for i, (k, w) in enumerate(seq)]
     return out
+
+
+def _keyed(key: str, chunks: list) -> list:
+    """``[((key, token key), word id), ...]`` over a tokenizer's chunks; a tokenizer that
+    drops word ids (Anima's Qwen3 side) gives 0 everywhere, so it marks nothing."""
+    return [((key, token_key(t[0])), t[2] if len(t) > 2 else 0) for chunk in chunks
+            for t in chunk]
 
 
 def _tokenize_with_word_ids(clip, text: str) -> dict:
